@@ -1,0 +1,13 @@
+//! What every cadenza service shares, kept out of the domain crates: telemetry (structured
+//! logs, OTLP traces, Prometheus metrics), trace-context propagation through event headers,
+//! graceful shutdown, and the content-addressed audio blob store.
+
+pub mod blobs;
+pub mod metrics;
+pub mod propagation;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use blobs::BlobStore;
+pub use shutdown::Shutdown;
+pub use telemetry::{TelemetryArgs, TelemetryGuard};
