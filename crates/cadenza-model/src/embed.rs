@@ -59,7 +59,16 @@ pub struct Embedding {
     pub pooled: BTreeMap<String, Vec<f32>>,
     /// Highest-scoring tags of the pooled taggram, best first.
     pub top_tags: Vec<(String, f32)>,
+    /// Name of the layer that is the track's vector (see [`crate::ModelSpec::embedding_layer`]).
+    pub embedding_layer: String,
     pub timings: Timings,
+}
+
+impl Embedding {
+    /// The track's vector: the pooled embedding layer.
+    pub fn vector(&self) -> &[f32] {
+        &self.pooled[&self.embedding_layer]
+    }
 }
 
 /// Decoder, front end and model together. Cheap to call repeatedly; one per worker thread.
@@ -120,6 +129,7 @@ impl Embedder {
             patches: outputs,
             pooled,
             top_tags,
+            embedding_layer: self.model.spec().embedding_layer().name.clone(),
             timings: Timings {
                 decode: Duration::ZERO,
                 resample,

@@ -55,6 +55,16 @@ impl ModelSpec {
         Ok(spec)
     }
 
+    /// The layer used as the track's embedding vector: `penultimate` for MusiCNN, the last
+    /// pooling block (`pool5`) for VGG, else the first layer that is not the taggram.
+    pub fn embedding_layer(&self) -> &OutputSpec {
+        ["penultimate", "pool5"]
+            .iter()
+            .find_map(|n| self.output(n))
+            .or_else(|| self.outputs.iter().find(|o| o.name != "taggram"))
+            .unwrap_or(&self.outputs[0])
+    }
+
     pub fn output(&self, name: &str) -> Option<&OutputSpec> {
         self.outputs.iter().find(|o| o.name == name)
     }
