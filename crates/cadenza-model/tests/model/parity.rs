@@ -56,12 +56,14 @@ fn log_mel_matches_the_reference_front_end() {
     let mel = MelFrontEnd::default().log_mel(&audio.samples).unwrap();
     let (want, shape) = read_f32(&clip["logmel"]);
     assert_eq!([mel.n_frames, mel.n_mels], [shape[0], shape[1]], "frame count differs");
-    // Values are float16-quantised on both sides; an f32 rounding difference before the
-    // quantisation can flip one float16 step (≤ 0.004 at these magnitudes) in rare bins.
+    // The mel power is float16-rounded on both sides; a float32 rounding difference before
+    // that can flip one float16 step (≤ 2^-10 relative, so ≤ 2^-10/ln 10 ≈ 4.2e-4 after the
+    // log) in rare bins.
     let diffs: Vec<f32> = mel.data.iter().zip(&want).map(|(a, b)| (a - b).abs()).collect();
     let max = diffs.iter().copied().fold(0.0, f32::max);
-    let flipped = diffs.iter().filter(|d| **d > 1e-6).count();
-    assert!(max <= 0.0081, "max log-mel difference {max}");
+    let flipped = diffs.iter().filter(|d| **d > 1e-5).count();
+    eprintln!("log-mel: max |Δ| = {max:.2e}, {flipped} of {} values differ by > 1e-5", diffs.len());
+    assert!(max <= 4.5e-4, "max log-mel difference {max}");
     assert!(
         (flipped as f64) < 0.002 * diffs.len() as f64,
         "{flipped} of {} log-mel values differ",
