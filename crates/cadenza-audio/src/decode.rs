@@ -82,7 +82,11 @@ pub fn decode_file(path: &Path, limits: &Limits) -> Result<DecodedAudio> {
 }
 
 /// Decode an in-memory upload; `extension` (e.g. `"flac"`) is an optional hint.
-pub fn decode_bytes(bytes: Vec<u8>, extension: Option<&str>, limits: &Limits) -> Result<DecodedAudio> {
+pub fn decode_bytes(
+    bytes: Vec<u8>,
+    extension: Option<&str>,
+    limits: &Limits,
+) -> Result<DecodedAudio> {
     check_size(bytes.len() as u64, limits)?;
     decode_source(Box::new(Cursor::new(bytes)), extension, limits)
 }
@@ -100,14 +104,23 @@ fn check_size(size: u64, limits: &Limits) -> Result<()> {
     Ok(())
 }
 
-fn decode_source(source: Box<dyn MediaSource>, ext: Option<&str>, limits: &Limits) -> Result<DecodedAudio> {
+fn decode_source(
+    source: Box<dyn MediaSource>,
+    ext: Option<&str>,
+    limits: &Limits,
+) -> Result<DecodedAudio> {
     let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
     let mut hint = Hint::new();
     if let Some(ext) = ext {
         hint.with_extension(ext);
     }
     let mut reader = symphonia::default::get_probe()
-        .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
+        .probe(
+            &hint,
+            mss,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
         .map_err(|e| AudioError::UnrecognisedFormat {
             detail: describe(&e),
         })?;
@@ -153,18 +166,28 @@ fn decode_source(source: Box<dyn MediaSource>, ext: Option<&str>, limits: &Limit
                 stream_cut_short = true;
                 break;
             }
-            Err(e) => return Err(AudioError::Corrupt { detail: describe(&e) }),
+            Err(e) => {
+                return Err(AudioError::Corrupt {
+                    detail: describe(&e),
+                });
+            }
         };
         if packet.track_id != track.id {
             continue;
         }
         let buf = match decoder.decode(&packet) {
             Ok(buf) => buf,
-            Err(SymError::DecodeError(_) | SymError::IoError(_)) if bad_packets < MAX_BAD_PACKETS => {
+            Err(SymError::DecodeError(_) | SymError::IoError(_))
+                if bad_packets < MAX_BAD_PACKETS =>
+            {
                 bad_packets += 1;
                 continue;
             }
-            Err(e) => return Err(AudioError::Corrupt { detail: describe(&e) }),
+            Err(e) => {
+                return Err(AudioError::Corrupt {
+                    detail: describe(&e),
+                });
+            }
         };
         let spec = buf.spec();
         let buf_rate = spec.rate();
@@ -210,7 +233,10 @@ fn decode_source(source: Box<dyn MediaSource>, ext: Option<&str>, limits: &Limit
         // codec's worth of slack (encoder delay/padding are already trimmed by symphonia).
         let expected_s = frames as f64 / sample_rate as f64;
         if decoded_s + 0.1 < expected_s {
-            return Err(AudioError::Truncated { expected_s, decoded_s });
+            return Err(AudioError::Truncated {
+                expected_s,
+                decoded_s,
+            });
         }
     } else if stream_cut_short && out.is_empty() {
         return Err(AudioError::Corrupt {
@@ -277,7 +303,9 @@ fn check_finite(samples: &[f32], rate: u32) -> Result<()> {
 
 fn describe(e: &SymError) -> String {
     match e {
-        SymError::IoError(io) if io.kind() == ErrorKind::UnexpectedEof => "unexpected end of file".into(),
+        SymError::IoError(io) if io.kind() == ErrorKind::UnexpectedEof => {
+            "unexpected end of file".into()
+        }
         other => other.to_string(),
     }
 }

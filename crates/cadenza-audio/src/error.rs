@@ -19,7 +19,9 @@ pub enum AudioError {
     Empty,
     #[error("the file is {size} bytes, above the limit of {limit} bytes")]
     TooLarge { size: u64, limit: u64 },
-    #[error("not a recognised audio format ({detail}); supported: WAV, FLAC, OGG/Vorbis, MP3, AIFF, CAF, MP4/M4A (AAC, ALAC), MKV/WebM")]
+    #[error(
+        "not a recognised audio format ({detail}); supported: WAV, FLAC, OGG/Vorbis, MP3, AIFF, CAF, MP4/M4A (AAC, ALAC), MKV/WebM"
+    )]
     UnrecognisedFormat { detail: String },
     #[error("the file has no audio track")]
     NoAudioTrack,
@@ -27,7 +29,9 @@ pub enum AudioError {
     UnsupportedCodec { detail: String },
     #[error("the audio stream is corrupt: {detail}")]
     Corrupt { detail: String },
-    #[error("the file is truncated: the header promises {expected_s:.2} s of audio but only {decoded_s:.2} s could be decoded")]
+    #[error(
+        "the file is truncated: the header promises {expected_s:.2} s of audio but only {decoded_s:.2} s could be decoded"
+    )]
     Truncated { expected_s: f64, decoded_s: f64 },
     #[error("sample rate {rate} Hz is outside the supported range {min}..={max} Hz")]
     BadSampleRate { rate: u32, min: u32, max: u32 },

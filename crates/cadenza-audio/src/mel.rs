@@ -102,7 +102,9 @@ pub struct MelFrontEnd {
 
 impl std::fmt::Debug for MelFrontEnd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MelFrontEnd").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("MelFrontEnd")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -135,7 +137,9 @@ impl MelFrontEnd {
 
     /// Log-mel of 16 kHz mono samples (all frames, before patching).
     pub fn log_mel(&self, samples: &[f32]) -> Result<LogMel> {
-        let MelConfig { n_fft, hop, n_mels, .. } = self.config;
+        let MelConfig {
+            n_fft, hop, n_mels, ..
+        } = self.config;
         let pad = n_fft / 2;
         if samples.len() <= pad {
             return Err(AudioError::TooShort {
@@ -262,7 +266,10 @@ fn slaney_filterbank(c: &MelConfig) -> Vec<Filter> {
                 })
                 .collect();
             let start = dense.iter().position(|&w| w > 0.0).unwrap_or(0);
-            let end = dense.iter().rposition(|&w| w > 0.0).map_or(start, |e| e + 1);
+            let end = dense
+                .iter()
+                .rposition(|&w| w > 0.0)
+                .map_or(start, |e| e + 1);
             Filter {
                 start,
                 weights: dense[start..end].to_vec(),
@@ -304,7 +311,12 @@ mod tests {
             fe.patches_from_samples(&vec![0.0; MIN_SAMPLES_PER_PATCH - 1]),
             Err(AudioError::TooShort { .. })
         ));
-        assert_eq!(fe.patches_from_samples(&vec![0.0; MIN_SAMPLES_PER_PATCH]).unwrap().n_patches, 1);
+        assert_eq!(
+            fe.patches_from_samples(&vec![0.0; MIN_SAMPLES_PER_PATCH])
+                .unwrap()
+                .n_patches,
+            1
+        );
     }
 
     #[test]
@@ -315,17 +327,22 @@ mod tests {
             .collect();
         let mel = fe.log_mel(&tone).unwrap();
         let frame = mel.frame(100);
-        let peak = (0..96).max_by(|&a, &b| frame[a].total_cmp(&frame[b])).unwrap();
+        let peak = (0..96)
+            .max_by(|&a, &b| frame[a].total_cmp(&frame[b]))
+            .unwrap();
         // 1 kHz is mel 15; the 96 bands span 0..hz_to_mel(8000) ≈ 45.2, so band ≈ 15/45.2·97 - 1.
         let expected = (15.0 / hz_to_mel(8000.0) * 97.0 - 1.0).round() as usize;
-        assert!(peak.abs_diff(expected) <= 1, "peak band {peak}, expected ~{expected}");
+        assert!(
+            peak.abs_diff(expected) <= 1,
+            "peak band {peak}, expected ~{expected}"
+        );
     }
 
     #[test]
     fn compression_rounds_the_power_to_float16_first() {
         assert_eq!(compress(0.0), 0.0);
-        // 0.1 is not a float16 value; the reference sees 0.0999755859375.
-        let expected = (0.099_975_585_937_5f32 * 10_000.0 + 1.0).log10();
+        // 0.1 is not a float16 value; the reference sees 0.0999755859375 (0x3dccc000 as f32).
+        let expected = (f32::from_bits(0x3dccc000) * 10_000.0 + 1.0).log10();
         assert_eq!(compress(0.1), expected);
         // Loud input stays finite (float16 tops out at 65504, well above real mel powers).
         assert!(compress(300.0).is_finite());

@@ -21,7 +21,8 @@ pub fn resample_mono(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
     let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| err(e.to_string()))?;
     let needed = resampler.process_all_needed_output_len(samples.len());
     let mut out = vec![0.0f32; needed];
-    let mut output = InterleavedSlice::new_mut(&mut out, 1, needed).map_err(|e| err(e.to_string()))?;
+    let mut output =
+        InterleavedSlice::new_mut(&mut out, 1, needed).map_err(|e| err(e.to_string()))?;
     let (_, produced) = resampler
         .process_all_into_buffer(&input, &mut output, samples.len(), None)
         .map_err(|e| err(e.to_string()))?;

@@ -21,7 +21,11 @@ fn collect(paths: &[String]) -> Vec<PathBuf> {
                 .unwrap()
                 .flatten()
                 .map(|e| e.path())
-                .filter(|f| f.extension().is_some_and(|e| ["flac", "wav", "ogg", "mp3"].contains(&e.to_str().unwrap_or(""))))
+                .filter(|f| {
+                    f.extension().is_some_and(|e| {
+                        ["flac", "wav", "ogg", "mp3"].contains(&e.to_str().unwrap_or(""))
+                    })
+                })
                 .collect();
             v.sort();
             out.extend(v);
@@ -61,45 +65,62 @@ fn run(files: &[PathBuf], workers: usize) -> Run {
     let t0 = Instant::now();
     std::thread::scope(|s| {
         for e in &embedders {
-            s.spawn(|| loop {
-                let i = {
-                    let mut n = next.lock().unwrap();
-                    *n += 1;
-                    *n - 1
-                };
-                let Some(f) = files.get(i) else { break };
-                let emb = e.embed_file(f).unwrap_or_else(|err| panic!("{}: {err}", f.display()));
-                let mut t = totals.lock().unwrap();
-                t.0 += emb.duration_s;
-                t.1 += emb.timings;
+            s.spawn(|| {
+                loop {
+                    let i = {
+                        let mut n = next.lock().unwrap();
+                        *n += 1;
+                        *n - 1
+                    };
+                    let Some(f) = files.get(i) else { break };
+                    let emb = e
+                        .embed_file(f)
+                        .unwrap_or_else(|err| panic!("{}: {err}", f.display()));
+                    let mut t = totals.lock().unwrap();
+                    t.0 += emb.duration_s;
+                    t.1 += emb.timings;
+                }
             });
         }
     });
     let wall_s = t0.elapsed().as_secs_f64();
     let (audio_s, timings) = totals.into_inner().unwrap();
-    Run { audio_s, wall_s, timings }
+    Run {
+        audio_s,
+        wall_s,
+        timings,
+    }
 }
 
 fn reference(python: &Path, files: &[PathBuf]) -> Option<serde_json::Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/export/bench_reference.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/export/bench_reference.py");
     let out = Command::new(python).arg(script).args(files).output().ok()?;
     if !out.status.success() {
         eprintln!("reference failed: {}", String::from_utf8_lossy(&out.stderr));
         return None;
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().rev().find_map(|l| serde_json::from_str(l).ok())
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
 }
 
 fn main() {
-    let mut args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let mut args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let python = args.iter().position(|a| a == "--reference").map(|i| {
         let p = PathBuf::from(args[i + 1].clone());
         args.drain(i..=i + 1);
         p
     });
     let files = collect(&args);
-    assert!(!files.is_empty(), "give a folder of clips (e.g. data/corpus/tiny/audio)");
+    assert!(
+        !files.is_empty(),
+        "give a folder of clips (e.g. data/corpus/tiny/audio)"
+    );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("clips: {} files", files.len());
     let (mut single_x, mut best_x) = (0.0, 0.0f64);
@@ -139,6 +160,8 @@ fn main() {
                 best_x / ref_x
             );
         }
-        None => println!("reference: skipped (pass --reference <python of the musicnn venv>; `make bench-embed` does)"),
+        None => println!(
+            "reference: skipped (pass --reference <python of the musicnn venv>; `make bench-embed` does)"
+        ),
     }
 }

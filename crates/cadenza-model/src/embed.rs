@@ -109,7 +109,8 @@ impl Embedder {
 
     /// Embed audio already decoded to mono at any supported rate.
     pub fn embed_decoded(&self, decoded: DecodedAudio) -> Result<Embedding> {
-        let (source_sample_rate, source_channels) = (decoded.source_sample_rate, decoded.source_channels);
+        let (source_sample_rate, source_channels) =
+            (decoded.source_sample_rate, decoded.source_channels);
         let t0 = Instant::now();
         let audio = cadenza_audio::to_model_rate(decoded)?;
         let resample = t0.elapsed();
@@ -141,8 +142,11 @@ impl Embedder {
 
     fn top_tags(&self, pooled: &BTreeMap<String, Vec<f32>>) -> Vec<(String, f32)> {
         let tags = &self.model.spec().tags;
-        let Some(scores) = pooled.get("taggram") else { return Vec::new() };
-        let mut ranked: Vec<(String, f32)> = tags.iter().cloned().zip(scores.iter().copied()).collect();
+        let Some(scores) = pooled.get("taggram") else {
+            return Vec::new();
+        };
+        let mut ranked: Vec<(String, f32)> =
+            tags.iter().cloned().zip(scores.iter().copied()).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         ranked.truncate(self.options.top_tags);
         ranked

@@ -6,7 +6,10 @@ use cadenza_audio::AudioError;
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
 fn list(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| format!("\n  - {}", p.display())).collect()
+    paths
+        .iter()
+        .map(|p| format!("\n  - {}", p.display()))
+        .collect()
 }
 
 /// Why a model could not be loaded or run.

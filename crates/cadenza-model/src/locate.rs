@@ -45,9 +45,7 @@ pub fn onnxruntime() -> Result<PathBuf> {
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(ModelError::RuntimeNotFound {
-                searched: vec![p],
-            })
+            Err(ModelError::RuntimeNotFound { searched: vec![p] })
         };
     }
     let mut searched = Vec::new();
@@ -56,11 +54,17 @@ pub fn onnxruntime() -> Result<PathBuf> {
         site_dirs.push(PathBuf::from(home).join(".local/lib"));
     }
     for lib in site_dirs {
-        let Ok(entries) = std::fs::read_dir(&lib) else { continue };
+        let Ok(entries) = std::fs::read_dir(&lib) else {
+            continue;
+        };
         let mut pythons: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("python3")))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("python3"))
+            })
             .collect();
         pythons.sort();
         for py in pythons.iter().rev() {
@@ -127,7 +131,9 @@ pub fn model(name: &str) -> Result<PathBuf> {
 /// Names of the models found in the first folder that has any.
 pub fn known_models() -> Vec<String> {
     for d in model_dirs() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         let mut names: Vec<String> = entries
             .flatten()
             .filter_map(|e| {
@@ -148,7 +154,11 @@ fn not_found(name: &str, searched: Vec<PathBuf>) -> ModelError {
     let known = known_models();
     ModelError::ModelNotFound {
         name: name.to_owned(),
-        known: if known.is_empty() { "none found".into() } else { known.join(", ") },
+        known: if known.is_empty() {
+            "none found".into()
+        } else {
+            known.join(", ")
+        },
         searched,
     }
 }

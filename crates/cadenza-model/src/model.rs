@@ -62,7 +62,10 @@ impl PatchOutputs {
                     }
                 }
                 let n = self.n_patches.max(1) as f64;
-                (name.clone(), mean.into_iter().map(|m| (m / n) as f32).collect())
+                (
+                    name.clone(),
+                    mean.into_iter().map(|m| (m / n) as f32).collect(),
+                )
             })
             .collect()
     }
@@ -78,7 +81,10 @@ fn environment() -> Result<Environment> {
             detail,
         };
         let builder = ort::init_from(&path).map_err(|e| load_err(e.to_string()))?;
-        builder.with_name("cadenza").build().map_err(|e| load_err(e.to_string()))
+        builder
+            .with_name("cadenza")
+            .build()
+            .map_err(|e| load_err(e.to_string()))
     };
     match ENV.get_or_init(init) {
         Ok(env) => Ok(env.clone()),
@@ -176,14 +182,20 @@ impl Model {
             .spec
             .outputs
             .iter()
-            .map(|o| (o.name.clone(), Vec::with_capacity(patches.n_patches * o.dim)))
+            .map(|o| {
+                (
+                    o.name.clone(),
+                    Vec::with_capacity(patches.n_patches * o.dim),
+                )
+            })
             .collect();
         let batch = self.options.batch_size.max(1);
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         for start in (0..patches.n_patches).step_by(batch) {
             let n = batch.min(patches.n_patches - start);
             let slice = &patches.data[start * pf * nm..(start + n) * pf * nm];
-            let input = TensorRef::from_array_view(([n, pf, nm], slice)).map_err(|e| fail(e.to_string()))?;
+            let input = TensorRef::from_array_view(([n, pf, nm], slice))
+                .map_err(|e| fail(e.to_string()))?;
             let outputs = session
                 .run(ort::inputs![self.spec.input.name.as_str() => input])
                 .map_err(|e| fail(e.to_string()))?;
@@ -197,7 +209,10 @@ impl Model {
                         out.name, out.dim
                     )));
                 }
-                layers.get_mut(&out.name).expect("declared output").extend_from_slice(data);
+                layers
+                    .get_mut(&out.name)
+                    .expect("declared output")
+                    .extend_from_slice(data);
             }
         }
         Ok(PatchOutputs {

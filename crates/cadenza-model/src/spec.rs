@@ -47,10 +47,15 @@ impl ModelSpec {
         if spec.outputs.is_empty() {
             return Err(bad("it lists no outputs".into()));
         }
-        if let Some(t) = spec.outputs.iter().find(|o| o.name == "taggram") {
-            if !spec.tags.is_empty() && spec.tags.len() != t.dim {
-                return Err(bad(format!("{} tags for a taggram of width {}", spec.tags.len(), t.dim)));
-            }
+        if let Some(t) = spec.outputs.iter().find(|o| o.name == "taggram")
+            && !spec.tags.is_empty()
+            && spec.tags.len() != t.dim
+        {
+            return Err(bad(format!(
+                "{} tags for a taggram of width {}",
+                spec.tags.len(),
+                t.dim
+            )));
         }
         Ok(spec)
     }

@@ -35,7 +35,11 @@ impl BlobStore {
     /// Path of blob `id` (with its extension, kept as a decoding hint).
     pub fn path(&self, id: &str, ext: &str) -> PathBuf {
         let shard = id.get(..2).unwrap_or("xx");
-        let name = if ext.is_empty() { id.to_owned() } else { format!("{id}.{ext}") };
+        let name = if ext.is_empty() {
+            id.to_owned()
+        } else {
+            format!("{id}.{ext}")
+        };
         self.root.join(shard).join(name)
     }
 
@@ -57,13 +61,21 @@ impl BlobStore {
 
 /// Keep extensions to what a decoder hint needs: short, alphanumeric.
 pub fn sanitize_ext(ext: &str) -> String {
-    ext.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect::<String>().to_ascii_lowercase()
+    ext.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(8)
+        .collect::<String>()
+        .to_ascii_lowercase()
 }
 
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let name = format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let name = format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
     let p = dir.join(name);
     let f = std::fs::File::create(&p)?;
     Ok((p, f))
@@ -82,7 +94,10 @@ mod tests {
         assert_eq!((a.as_str(), new_a, new_b), (b.as_str(), true, false));
         assert_eq!(pa, pb);
         assert_eq!(std::fs::read(pa).unwrap(), b"hello");
-        assert_eq!(a, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert_eq!(
+            a,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
         assert_eq!(sanitize_ext("../../etc"), "etc");
     }
 }

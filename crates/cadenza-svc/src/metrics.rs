@@ -6,7 +6,9 @@
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -20,8 +22,12 @@ pub fn registry() -> &'static Registry {
 
 /// A counter family registered once (repeated calls return the same family).
 pub fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    static FAMILIES: OnceLock<std::sync::Mutex<std::collections::HashMap<String, IntCounterVec>>> = OnceLock::new();
-    let mut map = FAMILIES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    static FAMILIES: OnceLock<std::sync::Mutex<std::collections::HashMap<String, IntCounterVec>>> =
+        OnceLock::new();
+    let mut map = FAMILIES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     map.entry(name.to_owned())
         .or_insert_with(|| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
@@ -33,14 +39,20 @@ pub fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
 
 /// A latency histogram family (seconds) registered once.
 pub fn histogram(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-    static FAMILIES: OnceLock<std::sync::Mutex<std::collections::HashMap<String, HistogramVec>>> = OnceLock::new();
-    let mut map = FAMILIES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    static FAMILIES: OnceLock<std::sync::Mutex<std::collections::HashMap<String, HistogramVec>>> =
+        OnceLock::new();
+    let mut map = FAMILIES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     map.entry(name.to_owned())
         .or_insert_with(|| {
             let buckets = vec![
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 5.0, 10.0,
             ];
-            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid histogram");
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+                .expect("valid histogram");
             let _ = registry().register(Box::new(h.clone()));
             h
         })
@@ -92,12 +104,17 @@ mod tests {
     async fn serves_registered_metrics() {
         let c = counter("test_events_total", "events seen in a test", &["kind"]);
         c.with_label_values(&["ok"]).inc_by(3);
-        let addr = serve("127.0.0.1:0".parse().unwrap(), Shutdown::new()).await.unwrap();
+        let addr = serve("127.0.0.1:0".parse().unwrap(), Shutdown::new())
+            .await
+            .unwrap();
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.unwrap();
         let mut body = String::new();
         s.read_to_string(&mut body).await.unwrap();
         assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-        assert!(body.contains("cadenza_test_events_total{kind=\"ok\"} 3"), "{body}");
+        assert!(
+            body.contains("cadenza_test_events_total{kind=\"ok\"} 3"),
+            "{body}"
+        );
     }
 }

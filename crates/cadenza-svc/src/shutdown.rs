@@ -79,7 +79,10 @@ mod tests {
         let h = tokio::spawn(async move { c.wait().await });
         assert!(!s.is_triggered());
         s.trigger();
-        tokio::time::timeout(std::time::Duration::from_secs(5), h).await.unwrap().unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), h)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(s.is_triggered());
     }
 }

@@ -25,7 +25,12 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct TelemetryArgs {
     /// Log filter, e.g. `info` or `cadenza=debug,rdkafka=warn`.
-    #[arg(long, global = true, env = "CADENZA_LOG", default_value = "warn,cadenza=info")]
+    #[arg(
+        long,
+        global = true,
+        env = "CADENZA_LOG",
+        default_value = "warn,cadenza=info"
+    )]
     pub log: String,
     /// Log line format.
     #[arg(long, global = true, env = "CADENZA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -53,7 +58,10 @@ impl Drop for TelemetryGuard {
 /// inside a Tokio runtime when an OTLP endpoint is set (the batch exporter runs on it).
 pub fn init(service: &str, args: &TelemetryArgs) -> TelemetryGuard {
     let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|e| {
-        eprintln!("warning: bad --log filter {:?} ({e}); using `info`", args.log);
+        eprintln!(
+            "warning: bad --log filter {:?} ({e}); using `info`",
+            args.log
+        );
         EnvFilter::new("info")
     });
     let provider = args.otlp_endpoint.as_deref().and_then(|endpoint| {
@@ -66,12 +74,16 @@ pub fn init(service: &str, args: &TelemetryArgs) -> TelemetryGuard {
                 SdkTracerProvider::builder()
                     .with_batch_exporter(exporter)
                     .with_resource(
-                        opentelemetry_sdk::Resource::builder().with_service_name(service.to_owned()).build(),
+                        opentelemetry_sdk::Resource::builder()
+                            .with_service_name(service.to_owned())
+                            .build(),
                     )
                     .build(),
             ),
             Err(e) => {
-                eprintln!("warning: OTLP exporter to {endpoint} could not be built ({e}); traces are off");
+                eprintln!(
+                    "warning: OTLP exporter to {endpoint} could not be built ({e}); traces are off"
+                );
                 None
             }
         }
@@ -80,7 +92,9 @@ pub fn init(service: &str, args: &TelemetryArgs) -> TelemetryGuard {
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service.to_owned())));
     let registry = tracing_subscriber::registry().with(filter).with(otel);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false);
     let result = match args.log_format {
         LogFormat::Text => registry.with(fmt).try_init(),
         LogFormat::Json => registry.with(fmt.json()).try_init(),

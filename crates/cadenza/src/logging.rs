@@ -14,7 +14,12 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Log filter, e.g. `info` or `cadenza=debug,ort=warn`.
-    #[arg(long, global = true, env = "CADENZA_LOG", default_value = "warn,cadenza=info")]
+    #[arg(
+        long,
+        global = true,
+        env = "CADENZA_LOG",
+        default_value = "warn,cadenza=info"
+    )]
     pub log: String,
     /// Log line format.
     #[arg(long, global = true, env = "CADENZA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -23,10 +28,15 @@ pub struct LogArgs {
 
 pub fn init(args: &LogArgs) {
     let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|e| {
-        eprintln!("warning: bad --log filter {:?} ({e}); using `info`", args.log);
+        eprintln!(
+            "warning: bad --log filter {:?} ({e}); using `info`",
+            args.log
+        );
         EnvFilter::new("info")
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => builder.with_target(false).init(),
         LogFormat::Json => builder.json().init(),

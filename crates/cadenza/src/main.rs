@@ -13,7 +13,12 @@ mod logging;
 /// history. Every track is heard by a frozen pretrained model (MusiCNN); listeners become
 /// points in the same space; rankers recommend from there.
 #[derive(Debug, Parser)]
-#[command(name = "cadenza", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "cadenza",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(flatten)]
     log: logging::LogArgs,

@@ -11,7 +11,8 @@ fn tone(rate: u32, secs: f64, channels: usize) -> Vec<f32> {
     (0..n * channels)
         .map(|i| {
             let (t, c) = (i / channels, i % channels);
-            0.3 * (2.0 * std::f64::consts::PI * 440.0 * (c + 1) as f64 * t as f64 / rate as f64).sin() as f32
+            0.3 * (2.0 * std::f64::consts::PI * 440.0 * (c + 1) as f64 * t as f64 / rate as f64)
+                .sin() as f32
         })
         .collect()
 }
@@ -28,25 +29,54 @@ fn pcm16_mono_roundtrip_is_exact_to_quantisation() {
     let x = tone(16_000, 4.0, 1);
     let p = file(&dir, "a.wav", &write_wav(&x, 16_000, 1, Format::Pcm16));
     let d = decode_file(&p, &Limits::default()).unwrap();
-    assert_eq!((d.sample_rate, d.source_channels, d.samples.len()), (16_000, 1, x.len()));
-    let err = d.samples.iter().zip(&x).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert_eq!(
+        (d.sample_rate, d.source_channels, d.samples.len()),
+        (16_000, 1, x.len())
+    );
+    let err = d
+        .samples
+        .iter()
+        .zip(&x)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
     assert!(err <= 1.0 / 32768.0, "max error {err}");
 }
 
 #[test]
 fn stereo_is_averaged_and_resampled_to_16k() {
     let dir = tempfile::tempdir().unwrap();
-    let p = file(&dir, "s.wav", &write_wav(&tone(44_100, 4.0, 2), 44_100, 2, Format::Float32));
+    let p = file(
+        &dir,
+        "s.wav",
+        &write_wav(&tone(44_100, 4.0, 2), 44_100, 2, Format::Float32),
+    );
     let d = load_for_model(&p, &Limits::default()).unwrap();
-    assert_eq!((d.sample_rate, d.source_channels, d.source_sample_rate), (16_000, 2, 44_100));
-    assert!((d.duration_s() - 4.0).abs() < 0.01, "duration {}", d.duration_s());
-    assert!(MelFrontEnd::default().patches_from_samples(&d.samples).unwrap().n_patches == 1);
+    assert_eq!(
+        (d.sample_rate, d.source_channels, d.source_sample_rate),
+        (16_000, 2, 44_100)
+    );
+    assert!(
+        (d.duration_s() - 4.0).abs() < 0.01,
+        "duration {}",
+        d.duration_s()
+    );
+    assert!(
+        MelFrontEnd::default()
+            .patches_from_samples(&d.samples)
+            .unwrap()
+            .n_patches
+            == 1
+    );
 }
 
 #[test]
 fn multichannel_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
-    let p = file(&dir, "m.wav", &write_wav(&tone(48_000, 3.5, 6), 48_000, 6, Format::Pcm16));
+    let p = file(
+        &dir,
+        "m.wav",
+        &write_wav(&tone(48_000, 3.5, 6), 48_000, 6, Format::Pcm16),
+    );
     let d = decode_file(&p, &Limits::default()).unwrap();
     assert_eq!(d.source_channels, 6);
 }
@@ -54,7 +84,11 @@ fn multichannel_is_accepted() {
 #[test]
 fn the_extension_is_only_a_hint() {
     let dir = tempfile::tempdir().unwrap();
-    let p = file(&dir, "really-a-wav.mp3", &write_wav(&tone(16_000, 3.5, 1), 16_000, 1, Format::Pcm16));
+    let p = file(
+        &dir,
+        "really-a-wav.mp3",
+        &write_wav(&tone(16_000, 3.5, 1), 16_000, 1, Format::Pcm16),
+    );
     assert!(decode_file(&p, &Limits::default()).is_ok());
 }
 
@@ -64,12 +98,19 @@ fn the_extension_is_only_a_hint() {
 fn empty_file() {
     let dir = tempfile::tempdir().unwrap();
     let p = file(&dir, "empty.wav", b"");
-    assert!(matches!(decode_file(&p, &Limits::default()), Err(AudioError::Empty)));
+    assert!(matches!(
+        decode_file(&p, &Limits::default()),
+        Err(AudioError::Empty)
+    ));
 }
 
 #[test]
 fn missing_file() {
-    let err = decode_file(std::path::Path::new("/nonexistent/x.wav"), &Limits::default()).unwrap_err();
+    let err = decode_file(
+        std::path::Path::new("/nonexistent/x.wav"),
+        &Limits::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, AudioError::Io { .. }), "{err}");
     assert!(err.to_string().contains("/nonexistent/x.wav"));
 }
@@ -90,7 +131,10 @@ fn random_bytes_with_an_audio_extension() {
         let p = file(&dir, &format!("noise.{ext}"), &noise);
         let err = decode_file(&p, &Limits::default()).unwrap_err();
         assert!(
-            matches!(err, AudioError::UnrecognisedFormat { .. } | AudioError::Corrupt { .. }),
+            matches!(
+                err,
+                AudioError::UnrecognisedFormat { .. } | AudioError::Corrupt { .. }
+            ),
             "{ext}: {err:?}"
         );
     }
@@ -103,8 +147,14 @@ fn truncated_file() {
     let p = file(&dir, "cut.wav", &bytes[..bytes.len() / 2]);
     let err = decode_file(&p, &Limits::default()).unwrap_err();
     match err {
-        AudioError::Truncated { expected_s, decoded_s } => {
-            assert!((expected_s - 10.0).abs() < 0.01 && (decoded_s - 5.0).abs() < 0.1, "{err}")
+        AudioError::Truncated {
+            expected_s,
+            decoded_s,
+        } => {
+            assert!(
+                (expected_s - 10.0).abs() < 0.01 && (decoded_s - 5.0).abs() < 0.1,
+                "{err}"
+            )
         }
         other => panic!("expected Truncated, got {other:?}"),
     }
@@ -121,7 +171,11 @@ fn header_only() {
 #[test]
 fn shorter_than_one_patch() {
     let dir = tempfile::tempdir().unwrap();
-    let p = file(&dir, "short.wav", &write_wav(&tone(16_000, 2.0, 1), 16_000, 1, Format::Pcm16));
+    let p = file(
+        &dir,
+        "short.wav",
+        &write_wav(&tone(16_000, 2.0, 1), 16_000, 1, Format::Pcm16),
+    );
     let err = decode_file(&p, &Limits::default()).unwrap_err();
     assert!(matches!(err, AudioError::TooShort { .. }), "{err:?}");
     assert!(err.to_string().contains("shorter than one"), "{err}");
@@ -130,12 +184,19 @@ fn shorter_than_one_patch() {
 #[test]
 fn over_the_duration_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let p = file(&dir, "long.wav", &write_wav(&tone(16_000, 12.0, 1), 16_000, 1, Format::Pcm16));
+    let p = file(
+        &dir,
+        "long.wav",
+        &write_wav(&tone(16_000, 12.0, 1), 16_000, 1, Format::Pcm16),
+    );
     let limits = Limits {
         max_duration_s: 10.0,
         ..Limits::default()
     };
-    assert!(matches!(decode_file(&p, &limits), Err(AudioError::TooLong { .. })));
+    assert!(matches!(
+        decode_file(&p, &limits),
+        Err(AudioError::TooLong { .. })
+    ));
 }
 
 #[test]
@@ -146,16 +207,26 @@ fn over_the_size_limit() {
         ..Limits::default()
     };
     let err = decode_bytes(bytes, Some("wav"), &limits).unwrap_err();
-    assert!(matches!(err, AudioError::TooLarge { limit: 1000, .. }), "{err:?}");
+    assert!(
+        matches!(err, AudioError::TooLarge { limit: 1000, .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn extreme_sample_rates() {
     let dir = tempfile::tempdir().unwrap();
     for rate in [1_000u32, 1_000_000] {
-        let p = file(&dir, "r.wav", &write_wav(&tone(rate, 4.0, 1), rate, 1, Format::Pcm16));
+        let p = file(
+            &dir,
+            "r.wav",
+            &write_wav(&tone(rate, 4.0, 1), rate, 1, Format::Pcm16),
+        );
         let err = decode_file(&p, &Limits::default()).unwrap_err();
-        assert!(matches!(err, AudioError::BadSampleRate { .. }), "{rate}: {err:?}");
+        assert!(
+            matches!(err, AudioError::BadSampleRate { .. }),
+            "{rate}: {err:?}"
+        );
     }
 }
 
@@ -179,7 +250,11 @@ fn nan_and_inf_samples_in_float_wav() {
 fn every_error_has_a_stable_kind() {
     let kinds = [
         AudioError::Empty.kind(),
-        AudioError::TooShort { duration_s: 1.0, min_s: 3.0 }.kind(),
+        AudioError::TooShort {
+            duration_s: 1.0,
+            min_s: 3.0,
+        }
+        .kind(),
     ];
     assert_eq!(kinds, ["empty", "too_short"]);
 }

@@ -29,7 +29,8 @@ pub fn write_wav(samples: &[f32], rate: u32, channels: usize, format: Format) ->
     out.extend_from_slice(&data_len.to_le_bytes());
     for &s in samples {
         match format {
-            Format::Pcm16 => out.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()),
+            Format::Pcm16 => out
+                .extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()),
             Format::Float32 => out.extend_from_slice(&s.to_le_bytes()),
         }
     }

@@ -12,7 +12,10 @@ fn unknown_model_names_the_known_ones() {
     let err = Embedder::new("no_such_model", EmbedderOptions::default()).unwrap_err();
     assert!(matches!(err, ModelError::ModelNotFound { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("MTT_musicnn"), "message should list the known models: {msg}");
+    assert!(
+        msg.contains("MTT_musicnn"),
+        "message should list the known models: {msg}"
+    );
 }
 
 #[test]

@@ -20,7 +20,8 @@ use serde_json::{Map, Value, json};
 
 /// File extensions picked up when walking a folder (explicitly named files are always tried).
 pub const AUDIO_EXTENSIONS: &[&str] = &[
-    "wav", "wave", "flac", "ogg", "oga", "mp3", "m4a", "mp4", "aac", "aif", "aiff", "caf", "mkv", "webm",
+    "wav", "wave", "flac", "ogg", "oga", "mp3", "m4a", "mp4", "aac", "aif", "aiff", "caf", "mkv",
+    "webm",
 ];
 
 #[derive(Debug, Args)]
@@ -63,7 +64,10 @@ pub struct EmbedArgs {
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     let files = collect_files(&args.paths)?;
     if files.is_empty() {
-        anyhow::bail!("no audio files found under the given paths (looked for: {})", AUDIO_EXTENSIONS.join(", "));
+        anyhow::bail!(
+            "no audio files found under the given paths (looked for: {})",
+            AUDIO_EXTENSIONS.join(", ")
+        );
     }
     let jobs = args
         .jobs
@@ -89,14 +93,18 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
 
     let out: Box<dyn Write + Send> = match &args.output {
-        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        Some(p) => {
+            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
         None => Box::new(std::io::stdout()),
     };
     let out = Mutex::new(std::io::BufWriter::new(out));
     let bar = ProgressBar::new(files.len() as u64).with_style(
-        ProgressStyle::with_template("{spinner} embedding [{bar:30}] {pos}/{len} files, {per_sec}, eta {eta} {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} embedding [{bar:30}] {pos}/{len} files, {per_sec}, eta {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     let started = Instant::now();
     let totals = Mutex::new((0usize, 0usize, 0.0f64, Timings::default()));
@@ -141,7 +149,11 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         "embedded {ok} of {} files ({audio_s:.0} s of audio) in {wall:.1} s",
         ok + failed
     );
-    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn to_json(path: &Path, e: &Embedding, args: &EmbedArgs) -> Value {
@@ -149,7 +161,10 @@ fn to_json(path: &Path, e: &Embedding, args: &EmbedArgs) -> Value {
     let mut obj = Map::new();
     obj.insert("path".into(), json!(path.display().to_string()));
     obj.insert("model".into(), json!(e.model));
-    obj.insert("duration_s".into(), json!((e.duration_s * 1000.0).round() / 1000.0));
+    obj.insert(
+        "duration_s".into(),
+        json!((e.duration_s * 1000.0).round() / 1000.0),
+    );
     obj.insert("sample_rate".into(), json!(e.source_sample_rate));
     obj.insert("channels".into(), json!(e.source_channels));
     obj.insert("n_patches".into(), json!(e.patches.n_patches));
@@ -158,7 +173,12 @@ fn to_json(path: &Path, e: &Embedding, args: &EmbedArgs) -> Value {
     }
     obj.insert(
         "top_tags".into(),
-        Value::Array(e.top_tags.iter().map(|(t, s)| json!({"tag": t, "score": s})).collect()),
+        Value::Array(
+            e.top_tags
+                .iter()
+                .map(|(t, s)| json!({"tag": t, "score": s}))
+                .collect(),
+        ),
     );
     if args.per_patch {
         let patches: Map<String, Value> = e
@@ -168,7 +188,10 @@ fn to_json(path: &Path, e: &Embedding, args: &EmbedArgs) -> Value {
             .filter(|(n, _)| wanted(n))
             .map(|(name, data)| {
                 let dim = data.len() / e.patches.n_patches.max(1);
-                (name.clone(), Value::Array(data.chunks(dim).map(|r| json!(r)).collect()))
+                (
+                    name.clone(),
+                    Value::Array(data.chunks(dim).map(|r| json!(r)).collect()),
+                )
             })
             .collect();
         obj.insert("patches".into(), Value::Object(patches));

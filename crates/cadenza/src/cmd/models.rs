@@ -9,13 +9,21 @@ pub fn run() -> anyhow::Result<ExitCode> {
     if names.is_empty() {
         anyhow::bail!(
             "no models found; looked in: {}",
-            locate::model_dirs().iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+            locate::model_dirs()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     for name in names {
         let path = locate::model(&name)?;
         let spec = ModelSpec::read(&path.with_extension("json"))?;
-        let outputs: Vec<String> = spec.outputs.iter().map(|o| format!("{}[{}]", o.name, o.dim)).collect();
+        let outputs: Vec<String> = spec
+            .outputs
+            .iter()
+            .map(|o| format!("{}[{}]", o.name, o.dim))
+            .collect();
         println!("{name:<14} {}  ({})", outputs.join(" "), path.display());
     }
     match locate::onnxruntime() {

@@ -9,19 +9,35 @@ fn cadenza() -> Command {
 }
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/parity").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/parity")
+        .join(name)
 }
 
 #[test]
 fn embed_reports_every_file_and_fails_only_for_the_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(fixture("clip16k_mono.wav"), dir.path().join("good.wav")).unwrap();
-    std::fs::copy(fixture("clip44k_stereo.flac"), dir.path().join("good2.flac")).unwrap();
+    std::fs::copy(
+        fixture("clip44k_stereo.flac"),
+        dir.path().join("good2.flac"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("broken.mp3"), b"definitely not an mp3 file").unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"ignored: not audio").unwrap();
 
-    let out = cadenza().arg("embed").arg(dir.path()).args(["--jobs", "2"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cadenza()
+        .arg("embed")
+        .arg(dir.path())
+        .args(["--jobs", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -29,9 +45,17 @@ fn embed_reports_every_file_and_fails_only_for_the_bad_one() {
         .collect();
     assert_eq!(lines.len(), 3, "one line per audio file, the .txt skipped");
 
-    let bad = lines.iter().find(|l| l["path"].as_str().unwrap().ends_with("broken.mp3")).unwrap();
+    let bad = lines
+        .iter()
+        .find(|l| l["path"].as_str().unwrap().ends_with("broken.mp3"))
+        .unwrap();
     assert_eq!(bad["error_kind"], "unrecognised_format");
-    assert!(bad["error"].as_str().unwrap().contains("not a recognised audio format"));
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a recognised audio format")
+    );
 
     for good in lines.iter().filter(|l| l.get("error").is_none()) {
         assert_eq!(good["model"], "MTT_musicnn");
@@ -44,7 +68,10 @@ fn embed_reports_every_file_and_fails_only_for_the_bad_one() {
         assert!(tags[0]["score"].as_f64().unwrap() >= tags[4]["score"].as_f64().unwrap());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("broken.mp3"), "the failure is logged: {stderr}");
+    assert!(
+        stderr.contains("broken.mp3"),
+        "the failure is logged: {stderr}"
+    );
 }
 
 #[test]
@@ -54,7 +81,11 @@ fn all_good_files_exit_zero_and_layers_can_be_selected() {
         .arg(fixture("clip16k_mono.wav"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(line.get("taggram").is_none());
     let patches = line["patches"]["penultimate"].as_array().unwrap();
