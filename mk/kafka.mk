@@ -2,14 +2,14 @@
 KAFKA_PORT ?= 19092
 export KAFKA_PORT
 
-kafka-install: ## resolve the Kafka broker jars from Maven Central into $$CADENZA_CACHE/kafka (once)
+kafka-install: ## resolve the Kafka broker jars from Maven Central into $CADENZA_CACHE/kafka (once)
 	@scripts/kafka.sh install
 
-kafka-up: kafka-install ## start a single-node Kafka broker on 127.0.0.1:$$KAFKA_PORT (19092) and wait until it is ready
+kafka-up: kafka-install ## start a single-node Kafka broker on 127.0.0.1:$KAFKA_PORT (19092) and wait until it is ready
 	@scripts/kafka.sh start
 	@scripts/kafka.sh wait
 
-kafka-down: ## stop the broker started by kafka-up (its data stays under $$CADENZA_CACHE/kafka)
+kafka-down: ## stop the broker started by kafka-up (its data stays under $CADENZA_CACHE/kafka)
 	@scripts/kafka.sh stop
 
 kafka-status: ## is the kafka-up broker running?

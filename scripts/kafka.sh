@@ -127,28 +127,27 @@ cmd_start() {
   local pid=$!
   echo "$pid" >"$PID_FILE"
   if [[ -n "${KAFKA_WATCH_PID:-}" ]]; then
-    start_watchdog "$pid" "$KAFKA_WATCH_PID"
+    start_watchdog "$KAFKA_WATCH_PID"
   fi
   say "started pid $pid on 127.0.0.1:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT); logs in $LOG_DIR"
 }
 
 # Stops the broker once the watched process (a test binary) has exited, however it exited.
+# One watchdog per data dir: it outlives broker restarts (fault tests kill and restart the
+# broker) and acts only when the watched process is gone.
 start_watchdog() {
-  local broker="$1" watched="$2"
+  local watched="$1" wd_pid_file="$KAFKA_DATA/watchdog.pid"
+  if [[ -f "$wd_pid_file" ]] && kill -0 "$(cat "$wd_pid_file")" 2>/dev/null; then
+    return 0
+  fi
   (
     trap '' HUP INT
-    while kill -0 "$watched" 2>/dev/null && kill -0 "$broker" 2>/dev/null; do sleep 1; done
-    if kill -0 "$broker" 2>/dev/null; then
-      kill -TERM "$broker" 2>/dev/null || true
-      for _ in $(seq 1 $((KAFKA_STOP_SECS * 4))); do
-        kill -0 "$broker" 2>/dev/null || break
-        sleep 0.25
-      done
-      kill -KILL "$broker" 2>/dev/null || true
-    fi
+    while kill -0 "$watched" 2>/dev/null; do sleep 1; done
+    KAFKA_STOP_SECS=10 cmd_stop >/dev/null 2>&1 || true
     # Temporary brokers (the test kit's) ask for their data dir to go with them.
     if [[ -f "$KAFKA_DATA/.remove-on-exit" ]]; then rm -rf "$KAFKA_DATA"; fi
   ) </dev/null >/dev/null 2>&1 &
+  echo $! >"$wd_pid_file"
   disown || true
 }
 
