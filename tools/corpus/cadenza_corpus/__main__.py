@@ -1,0 +1,35 @@
+"""`python -m cadenza_corpus build --preset tiny [--seed 1] [--jobs N] [--out data/corpus]`."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .select import PRESETS
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="cadenza_corpus", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="render a preset into OUT/PRESET")
+    b.add_argument("--preset", choices=PRESETS, default="tiny")
+    b.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "1")))
+    b.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    b.add_argument("--out", default="data/corpus")
+    p = sub.add_parser("plan", help="print what a preset would render, without rendering")
+    p.add_argument("--preset", choices=PRESETS, default="tiny")
+    p.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args(argv)
+    if a.cmd == "build":
+        from .build import build
+        return build(a.preset, a.seed, max(1, a.jobs), a.out)
+    from .select import plan
+    units = plan(a.preset, a.seed, log=lambda m: print(m, file=sys.stderr))
+    for u in units:
+        print(u.collection, u.path, u.number if u.number is not None else "", len(u.excerpts))
+    print(f"{sum(len(u.excerpts) for u in units)} clips from {len(units)} units", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
