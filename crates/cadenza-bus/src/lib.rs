@@ -150,7 +150,10 @@ pub trait Subscription: Send {
     /// Persist committed offsets and leave the group.
     async fn close(self: Box<Self>) -> Result<()>;
 
-    /// Events published but not yet consumed by this member, if known cheaply.
+    /// Events on this member's partitions not yet committed (published minus committed), if
+    /// known cheaply: the backlog an autoscaler or a "caught up?" check looks at. [`KafkaBus`]
+    /// takes it from client statistics, refreshed every
+    /// [`KafkaConfig::stats_interval`] while `next` is being awaited.
     fn lag(&self) -> Option<i64> {
         None
     }

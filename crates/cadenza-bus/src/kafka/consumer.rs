@@ -66,20 +66,21 @@ impl ClientContext for BusContext {
     }
 
     fn stats(&self, stats: Statistics) {
-        let lag = stats
+        // Lag behind what `commit` stored, else behind the group's committed offset; a
+        // partition with neither known yet makes the total unknown.
+        let lags: Option<Vec<i64>> = stats
             .topics
             .values()
             .flat_map(|t| t.partitions.values())
             .filter(|p| p.partition >= 0 && p.fetch_state == "active")
             .map(|p| {
-                if p.consumer_lag_stored >= 0 {
-                    p.consumer_lag_stored
-                } else {
-                    p.consumer_lag.max(0)
-                }
+                [p.consumer_lag_stored, p.consumer_lag]
+                    .into_iter()
+                    .find(|&l| l >= 0)
             })
-            .sum();
-        self.lag.store(lag, Ordering::Relaxed);
+            .collect();
+        self.lag
+            .store(lags.map_or(-1, |l| l.into_iter().sum()), Ordering::Relaxed);
     }
 }
 

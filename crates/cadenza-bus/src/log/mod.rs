@@ -305,6 +305,7 @@ impl EventBus for LogBus {
                     topic,
                     partition,
                     next,
+                    committed: next,
                 }
             })
             .collect();

@@ -17,6 +17,8 @@ pub(crate) struct Cursor {
     pub partition: Arc<Partition>,
     /// Next offset to deliver.
     pub next: i64,
+    /// Next offset after the last commit (where a restart would resume).
+    pub committed: i64,
 }
 
 #[derive(Debug)]
@@ -108,17 +110,17 @@ impl Subscription for LogSubscription {
     }
 
     async fn commit(&mut self, message: &Message) -> Result<()> {
-        let owned = self
-            .cursors
-            .iter()
-            .any(|c| c.topic == message.topic && message.partition == 0 && message.offset < c.next);
-        if !owned {
+        let cursor = self.cursors.iter_mut().find(|c| {
+            c.topic == message.topic && message.partition == 0 && message.offset < c.next
+        });
+        let Some(cursor) = cursor else {
             return Err(Error::NotSubscribed {
                 topic: message.topic.clone(),
                 partition: message.partition,
                 offset: message.offset,
             });
-        }
+        };
+        cursor.committed = message.offset + 1;
         self.stored
             .insert(message.topic.clone(), message.offset + 1);
         if self.last_persist.elapsed() >= self.inner.opts.commit_interval {
@@ -138,7 +140,7 @@ impl Subscription for LogSubscription {
         Some(
             self.cursors
                 .iter()
-                .map(|c| (c.partition.len() - c.next).max(0))
+                .map(|c| (c.partition.len() - c.committed).max(0))
                 .sum(),
         )
     }

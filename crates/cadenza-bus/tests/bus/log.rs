@@ -43,10 +43,17 @@ async fn publish_n(bus: &LogBus, topic: &str, range: std::ops::Range<i32>) {
 async fn payloads(bus: &LogBus, group: &str, topic: &str, n: usize) -> Vec<String> {
     let mut sub = bus.subscribe(group, &[topic], EARLIEST).await.unwrap();
     let mut out = vec![];
-    for _ in 0..n {
-        out.push(String::from_utf8(recv(&mut sub).await.payload).unwrap());
+    for i in 0..n {
+        let m = recv(&mut sub).await;
+        assert_eq!(
+            sub.lag(),
+            Some((n - i) as i64),
+            "lag counts uncommitted events"
+        );
+        sub.commit(&m).await.unwrap();
+        out.push(String::from_utf8(m.payload).unwrap());
     }
-    assert_eq!(sub.lag(), Some(0), "read everything");
+    assert_eq!(sub.lag(), Some(0), "everything committed");
     sub.close().await.unwrap();
     out
 }
