@@ -5,6 +5,10 @@ SEED ?= 1
 CORPUS_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CORPUS_OUT ?= data/corpus
 CORPUS_APT := fluidsynth fluid-soundfont-gm musescore-general-soundfont
+# Out-of-domain distractors (real orchestral recordings) for default/full; DISTRACTORS=0 skips.
+DISTRACTORS ?= 1
+CORPUS_DISTRACTOR_APT := $(if $(filter tiny,$(PRESET)),,$(if $(filter 0,$(DISTRACTORS)),,wesnoth-1.16-music))
+CORPUS_FLAGS := $(if $(filter 0,$(DISTRACTORS)),--no-distractors,)
 CORPUS_STAMP := $(VENV)/.corpus-requirements
 CORPUS_PY := PYTHONPATH=$(CURDIR)/tools/corpus $(PY)
 
@@ -19,6 +23,13 @@ corpus-apt:
 	  { $$sudo apt-get update -qq >/dev/null && \
 	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; }; \
 	fi
+	@for p in $(CORPUS_DISTRACTOR_APT); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" && continue; \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; echo "corpus: apt-get install $$p (distractors)"; \
+	  { $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$p >/dev/null 2>&1 || \
+	    { $$sudo apt-get update -qq >/dev/null 2>&1 && \
+	      $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$p >/dev/null 2>&1; }; } || \
+	    echo "corpus: $$p not installable; building without distractors"; done
 
 $(CORPUS_STAMP): tools/corpus/requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -28,7 +39,7 @@ $(CORPUS_STAMP): tools/corpus/requirements.txt
 corpus-deps: corpus-apt $(CORPUS_STAMP) ## install FluidSynth, both soundfonts and tools/corpus/requirements.txt (idempotent)
 
 corpus: corpus-deps ## render the evaluation corpus: make corpus PRESET=tiny|default|full [SEED=1] [CORPUS_JOBS=n]
-	$(CORPUS_PY) -m cadenza_corpus build --preset $(PRESET) --seed $(SEED) --jobs $(CORPUS_JOBS) --out $(CORPUS_OUT)
+	$(CORPUS_PY) -m cadenza_corpus build --preset $(PRESET) --seed $(SEED) --jobs $(CORPUS_JOBS) --out $(CORPUS_OUT) $(CORPUS_FLAGS)
 
 corpus-test: corpus-deps ## check a built corpus (schema, files, durations, silence) + builder unit tests
 	CADENZA_CORPUS_DIR=$(CURDIR)/$(CORPUS_OUT)/$(PRESET) CADENZA_CORPUS_REQUIRED=1 \

@@ -16,13 +16,15 @@ def main(argv=None) -> int:
     b.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "1")))
     b.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     b.add_argument("--out", default="data/corpus")
+    b.add_argument("--no-distractors", action="store_true",
+                   help="leave out the game-music distractors (default and full add them when installed)")
     p = sub.add_parser("plan", help="print what a preset would render, without rendering")
     p.add_argument("--preset", choices=PRESETS, default="tiny")
     p.add_argument("--seed", type=int, default=1)
     a = ap.parse_args(argv)
     if a.cmd == "build":
         from .build import build
-        return build(a.preset, a.seed, max(1, a.jobs), a.out)
+        return build(a.preset, a.seed, max(1, a.jobs), a.out, not a.no_distractors)
     from .select import plan
     units = plan(a.preset, a.seed, log=lambda m: print(m, file=sys.stderr))
     for u in units:

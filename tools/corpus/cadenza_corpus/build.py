@@ -11,7 +11,7 @@ import time
 
 from tqdm import tqdm
 
-from . import report
+from . import distractors, report
 from .select import plan
 from .worker import init_worker, run_unit
 
@@ -50,7 +50,7 @@ def _done(out_dir: str, tid: str, seed: int) -> dict | None:
     return None
 
 
-def build(preset: str, seed: int, jobs: int, out_root: str) -> int:
+def build(preset: str, seed: int, jobs: int, out_root: str, with_distractors: bool = True) -> int:
     t0 = time.monotonic()
     check_tools()
     out_dir = os.path.join(out_root, preset)
@@ -95,6 +95,10 @@ def build(preset: str, seed: int, jobs: int, out_root: str) -> int:
         if r is None:
             continue
         (rejects if "reason" in r else rows).append(r)
+    if with_distractors:
+        d_rows, d_rejects = distractors.build(preset, seed, out_dir, log)
+        rows += d_rows
+        rejects += d_rejects
     # Stale files from other seeds or older plans are not part of this catalogue.
     keep = {r["track_id"] for r in rows}
     for p in glob.glob(os.path.join(out_dir, "audio", "*.flac")):

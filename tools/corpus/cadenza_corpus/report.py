@@ -26,14 +26,24 @@ def write_catalogue(rows: list[dict], jsonl_path: str, csv_path: str) -> None:
         w = csv.DictWriter(f, fieldnames=FIELDS)
         w.writeheader()
         for r in rows:
-            w.writerow({k: str(r[k]).lower() if isinstance(r[k], bool) else r[k] for k in FIELDS})
+            w.writerow({k: csv_value(r[k]) for k in FIELDS})
+
+
+def csv_value(v) -> str:
+    """How a JSON value is written in the CSV: booleans as true/false, null as empty."""
+    if v is None:
+        return ""
+    return str(v).lower() if isinstance(v, bool) else str(v)
 
 
 def summary(rows: list[dict], rejects: list[dict]) -> str:
     lines = [f"clips: {len(rows)}  rejected: {len(rejects)}  works: {len({r['work_id'] for r in rows})}  "
              f"composers: {len({r['composer'] for r in rows})}  ensembles: {len({r['ensemble'] for r in rows})}"]
+    n_d = sum(1 for r in rows if r["distractor"])
+    if n_d:
+        lines.append(f"distractors (real recordings, no score metadata): {n_d}")
     for key in ("era", "ensemble", "lead_instrument", "tempo_band", "soundfont", "reverb", "composer"):
-        c = Counter(r[key] for r in rows)
+        c = Counter(r[key] for r in rows if r[key] is not None)
         lines.append(f"by {key}: " + ", ".join(f"{k} {v}" for k, v in c.most_common()))
     if rejects:
         reasons = Counter(r["reason"].split(":")[0] for r in rejects)
@@ -48,7 +58,7 @@ def figure(rows: list[dict], path: str, title: str) -> None:
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     for ax, key in zip(axes.flat, ("era", "ensemble", "lead_instrument", "tempo_band")):
-        c = Counter(r[key] for r in rows)
+        c = Counter(r[key] for r in rows if r[key] is not None)
         labels = TEMPO_BANDS if key == "tempo_band" else [k for k, _ in c.most_common()]
         labels = [x for x in labels if c[x]]
         ax.barh(labels[::-1], [c[x] for x in labels][::-1], color="#4c72b0")

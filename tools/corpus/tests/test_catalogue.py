@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from cadenza_corpus.report import FIELDS
+from cadenza_corpus.report import FIELDS, csv_value
 from cadenza_corpus.render import RMS_FLOOR_DBFS, TARGET_S
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -38,13 +38,21 @@ def test_schema(rows):
     ids = set()
     for r in rows:
         assert list(r) == FIELDS, r.get("track_id")
-        assert re.fullmatch(r"c[0-9a-f]{10}", r["track_id"]), r["track_id"]
         assert r["track_id"] not in ids, f"duplicate id {r['track_id']}"
         ids.add(r["track_id"])
         for key in ("title", "work_id", "composer", "ensemble", "lead_instrument", "source_file",
-                    "licence_note", "time_signature", "instruments"):
+                    "licence_note", "instruments"):
             assert isinstance(r[key], str) and r[key], (r["track_id"], key)
         assert r["era"] in ERAS, r["era"]
+        assert isinstance(r["split_key"], int) and 0 <= r["split_key"] <= 9
+        assert r["audio_path"] == f"audio/{r['track_id']}.flac"
+        assert isinstance(r["distractor"], bool)
+        if r["distractor"]:  # real recordings: no score, so no score-derived metadata
+            assert re.fullmatch(r"d[0-9a-f]{10}", r["track_id"]), r["track_id"]
+            assert r["tempo_bpm"] is None and r["key"] is None and r["soundfont"] is None
+            continue
+        assert re.fullmatch(r"c[0-9a-f]{10}", r["track_id"]), r["track_id"]
+        assert isinstance(r["time_signature"], str) and r["time_signature"]
         assert isinstance(r["tempo_bpm"], int) and 10 <= r["tempo_bpm"] <= 240, r["tempo_bpm"]
         assert 30 <= r["tempo_qpm"] <= 260, r["tempo_qpm"]
         assert r["tempo_band"] in {"slow", "moderate", "fast", "very fast"}
@@ -52,9 +60,6 @@ def test_schema(rows):
         assert r["soundfont"] in SOUNDFONTS
         assert r["reverb"] in {"on", "off"}
         assert -12 <= r["gain_db"] <= 12
-        assert isinstance(r["split_key"], int) and 0 <= r["split_key"] <= 9
-        assert r["distractor"] is False or (r["distractor"] is True and r["era"])
-        assert r["audio_path"] == f"audio/{r['track_id']}.flac"
         assert not os.path.isabs(r["audio_path"])
         assert all(p.isdigit() and 0 <= int(p) < 128 for p in r["midi_programs"].split("|"))
 
@@ -95,16 +100,15 @@ def test_jsonl_and_csv_agree(rows):
     assert len(csv_rows) == len(rows)
     for j, c in zip(rows, csv_rows):
         for k in FIELDS:
-            v = j[k]
-            expect = str(v).lower() if isinstance(v, bool) else str(v)
-            assert c[k] == expect, (j["track_id"], k, c[k], expect)
+            assert c[k] == csv_value(j[k]), (j["track_id"], k, c[k], j[k])
 
 
 def test_variation_and_coverage(rows):
     if len(rows) < 30:
         pytest.skip("too few clips to judge coverage")
-    assert {r["soundfont"] for r in rows} == SOUNDFONTS
-    assert {r["reverb"] for r in rows} == {"on", "off"}
+    scored = [r for r in rows if not r["distractor"]]
+    assert {r["soundfont"] for r in scored} == SOUNDFONTS
+    assert {r["reverb"] for r in scored} == {"on", "off"}
     assert len({r["ensemble"] for r in rows}) >= 6
     assert len({r["composer"] for r in rows}) >= 10
     assert len({round(r["gain_db"]) for r in rows}) >= 3
