@@ -42,7 +42,7 @@ corpus: corpus-deps ## render the evaluation corpus: make corpus PRESET=tiny|def
 	$(CORPUS_PY) -m cadenza_corpus build --preset $(PRESET) --seed $(SEED) --jobs $(CORPUS_JOBS) --out $(CORPUS_OUT) $(CORPUS_FLAGS)
 
 corpus-test: corpus-deps ## check a built corpus (schema, files, durations, silence) + builder unit tests
-	CADENZA_CORPUS_DIR=$(CURDIR)/$(CORPUS_OUT)/$(PRESET) CADENZA_CORPUS_REQUIRED=1 \
+	CADENZA_CORPUS_DIR=$(abspath $(CORPUS_OUT)/$(PRESET)) CADENZA_CORPUS_REQUIRED=1 \
 	  $(CORPUS_PY) -m pytest -q tools/corpus/tests
 
 corpus-clean: ## delete data/corpus/$(PRESET) (a rebuild renders everything again)

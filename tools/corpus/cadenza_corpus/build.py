@@ -45,7 +45,8 @@ def _done(out_dir: str, tid: str, seed: int) -> dict | None:
                 return None
             if "reason" in r:
                 return r
-            if r.get("seed") == seed and os.path.getsize(os.path.join(out_dir, r["audio_path"])) > 1000:
+            audio = os.path.join(out_dir, r["audio_path"])
+            if r.get("seed") == seed and os.path.exists(audio) and os.path.getsize(audio) > 1000:
                 return r
     return None
 
