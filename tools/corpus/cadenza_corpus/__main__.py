@@ -21,7 +21,18 @@ def main(argv=None) -> int:
     p = sub.add_parser("plan", help="print what a preset would render, without rendering")
     p.add_argument("--preset", choices=PRESETS, default="tiny")
     p.add_argument("--seed", type=int, default=1)
+    r = sub.add_parser("report", help="print a built catalogue's composition as text bar charts")
+    r.add_argument("catalogue", help="path to catalogue.jsonl")
     a = ap.parse_args(argv)
+    if a.cmd == "report":
+        import json
+        from .report import markdown, summary
+        with open(a.catalogue, encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        print(summary(rows, []))
+        print()
+        print(markdown(rows))
+        return 0
     if a.cmd == "build":
         from .build import build
         return build(a.preset, a.seed, max(1, a.jobs), a.out, not a.no_distractors)

@@ -70,3 +70,17 @@ def figure(rows: list[dict], path: str, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def markdown(rows: list[dict], width: int = 40) -> str:
+    """The composition as text bar charts (for docs/corpus.md)."""
+    out = []
+    for key in ("era", "ensemble", "lead_instrument", "tempo_band", "composer"):
+        c = Counter(r[key] for r in rows if r[key] is not None)
+        labels = [x for x in TEMPO_BANDS if c[x]] if key == "tempo_band" else [k for k, _ in c.most_common()]
+        top = max(c.values())
+        pad = max(len(x) for x in labels)
+        out.append(f"{key.replace('_', ' ')}:")
+        out += [f"  {x:<{pad}} {'#' * max(1, round(width * c[x] / top)):<{width}} {c[x]}" for x in labels]
+        out.append("")
+    return "\n".join(out)
