@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from . import distractors, report
 from .select import plan
-from .worker import init_worker, run_unit
+from .worker import init_worker, normalise_composer, run_unit
 
 
 class Log:
@@ -95,7 +95,11 @@ def build(preset: str, seed: int, jobs: int, out_root: str, with_distractors: bo
         r = _done(out_dir, tid, seed)
         if r is None:
             continue
-        (rejects if "reason" in r else rows).append(r)
+        if "reason" in r:
+            rejects.append(r)
+        else:
+            r["composer"] = normalise_composer(r["composer"])
+            rows.append(r)
     if with_distractors:
         d_rows, d_rejects = distractors.build(preset, seed, out_dir, log)
         rows += d_rows

@@ -93,6 +93,15 @@ def nice_title(piece, unit, col) -> str:
     return f"{base}, movement {mv}" if mv.isdigit() else f"{base}, {mv}" if mv else base
 
 
+def normalise_composer(name: str) -> str:
+    """Trecento files append manuscript sigla to names ("Lorenzo F-Pn 568", "Anonymous
+    GB-Lbm 29987", "anonymous Venice Fava 4"): keep the person, fold anonymi together."""
+    name = re.sub(r"\s+[A-Z]{1,3}-[A-Za-z]+.*$", "", name.strip())
+    if name.lower().startswith("anonymous"):
+        return "Anonymous"
+    return name
+
+
 class ExcerptSkip(Exception):
     pass
 
@@ -152,6 +161,7 @@ def _excerpt(unit, col, over, piece, k, tid, seed, out_dir, starts) -> dict:
     render.write_flac(os.path.join(out_dir, audio_rel), clip)
     composer = over.get("composer") or col.composer or (piece.composer or "").split("\n")[0].strip() \
         or col.composer_fallback
+    composer = normalise_composer(composer)
     title = over.get("title") or nice_title(piece, unit, col)
     movement = seg_label or unit.movement
     beat_name = {1.0: "quarter", 1.5: "dotted quarter", 2.0: "half", 3.0: "dotted half",

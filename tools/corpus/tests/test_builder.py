@@ -80,3 +80,13 @@ def test_render_is_capped(tmp_path):
     stereo, ended = render.fluidsynth(mid, str(tmp_path / "x.raw"), "FluidR3_GM", None, max_s=3.0)
     assert ended.startswith("capped")
     assert len(stereo) <= 3 * render.SR
+
+
+def test_composer_names_lose_manuscript_sigla():
+    from cadenza_corpus.worker import normalise_composer
+    assert normalise_composer("Lorenzo F-Pn 568") == "Lorenzo"
+    assert normalise_composer("Anonymous GB-Lbm 29987") == "Anonymous"
+    assert normalise_composer("anonymous Venice Fava 4") == "Anonymous"
+    assert normalise_composer("Anonymous I-Gr 197/I-Fol.") == "Anonymous"
+    assert normalise_composer("Johannes Ciconia") == "Johannes Ciconia"
+    assert normalise_composer("Carl Philipp Emanuel Bach") == "Carl Philipp Emanuel Bach"
