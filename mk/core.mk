@@ -19,7 +19,7 @@ test: setup ## the whole test suite: what CI runs (.ci/run)
 	$(MAKE) --no-print-directory corpus PRESET=tiny
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) test --workspace --no-fail-fast
+	CADENZA_CORPUS_REQUIRED=1 $(CARGO) test --workspace --no-fail-fast
 	$(MAKE) --no-print-directory corpus-test PRESET=tiny
 
 fmt: ## format the Rust code

@@ -1,6 +1,7 @@
 //! Decoding real files written to disk: good audio in every layout we claim, and the
 //! bad-input matrix — each case must give its own typed error, never a panic.
 
+mod corpus;
 mod wav;
 
 use cadenza_audio::{AudioError, Limits, MelFrontEnd, decode_bytes, decode_file, load_for_model};
