@@ -3,10 +3,12 @@
 //! graceful shutdown, and the content-addressed audio blob store.
 
 pub mod blobs;
+pub mod grpc;
 pub mod metrics;
 pub mod propagation;
 pub mod shutdown;
 pub mod telemetry;
+pub mod wiring;
 
 pub use blobs::BlobStore;
 pub use shutdown::Shutdown;

@@ -1,0 +1,79 @@
+//! Which bus a process uses, from flags / `CADENZA_*` variables: Apache Kafka when brokers are
+//! given, else the in-process log under the data dir (the embedded default).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cadenza_bus::{EventBus, KafkaBus, KafkaConfig, LogBus};
+use clap::Args;
+
+/// Event-bus settings shared by every service.
+#[derive(Debug, Clone, Args)]
+pub struct BusArgs {
+    /// Kafka bootstrap servers (host:port,…). Unset: the in-process log under the data dir.
+    #[arg(long, env = "CADENZA_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Extra librdkafka properties, comma separated `key=value` (TLS, SASL, tuning).
+    #[arg(long, env = "CADENZA_KAFKA_PROPERTIES", value_delimiter = ',')]
+    pub kafka_properties: Vec<String>,
+    /// SASL user name (sets `sasl.username`).
+    #[arg(long, env = "CADENZA_KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+    /// SASL password (sets `sasl.password`; never logged).
+    #[arg(long, env = "CADENZA_KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
+    /// Partitions of the topics this process creates.
+    #[arg(long, env = "CADENZA_TOPIC_PARTITIONS", default_value_t = 6)]
+    pub topic_partitions: i32,
+}
+
+impl BusArgs {
+    /// Problems with these settings, each a sentence (reported all at once at start-up).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.kafka_properties {
+            if !p.contains('=') {
+                out.push(format!("--kafka-properties: `{p}` is not key=value"));
+            }
+        }
+        if !(1..=1024).contains(&self.topic_partitions) {
+            out.push(format!(
+                "--topic-partitions {} is outside 1..=1024",
+                self.topic_partitions
+            ));
+        }
+        out
+    }
+
+    /// Connect: Kafka if brokers are set, else a [`LogBus`] in `data_dir/bus`.
+    pub async fn connect(
+        &self,
+        client_id: &str,
+        data_dir: &Path,
+    ) -> anyhow::Result<Arc<dyn EventBus>> {
+        match &self.kafka_brokers {
+            Some(brokers) => {
+                let mut cfg = KafkaConfig::new(brokers.clone());
+                cfg.client_id = client_id.to_owned();
+                for p in &self.kafka_properties {
+                    if let Some((k, v)) = p.split_once('=') {
+                        cfg = cfg.with_property(k.trim(), v.trim());
+                    }
+                }
+                if let Some(u) = &self.kafka_sasl_username {
+                    cfg = cfg.with_property("sasl.username", u.clone());
+                }
+                if let Some(pw) = &self.kafka_sasl_password {
+                    cfg = cfg.with_property("sasl.password", pw.clone());
+                }
+                tracing::info!(brokers = %brokers, "event bus: Apache Kafka");
+                Ok(Arc::new(KafkaBus::new(cfg)?))
+            }
+            None => {
+                let dir = data_dir.join("bus");
+                tracing::info!(dir = %dir.display(), "event bus: in-process log");
+                Ok(Arc::new(LogBus::open(&dir).await?))
+            }
+        }
+    }
+}
