@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 
 # Column order of catalogue.csv (and the keys of every catalogue.jsonl row).
@@ -46,7 +47,7 @@ def summary(rows: list[dict], rejects: list[dict]) -> str:
         c = Counter(r[key] for r in rows if r[key] is not None)
         lines.append(f"by {key}: " + ", ".join(f"{k} {v}" for k, v in c.most_common()))
     if rejects:
-        reasons = Counter(r["reason"].split(":")[0] for r in rejects)
+        reasons = Counter(re.sub(r"excerpt \d+", "excerpt k", r["reason"].split(":")[0]) for r in rejects)
         lines.append("rejections: " + ", ".join(f"{k} {v}" for k, v in reasons.most_common()))
     return "\n".join(lines)
 
