@@ -19,7 +19,6 @@ from .select import Unit, collection, split_key
 
 EXCERPT_MUSIC_S = 31.5   # music cut per excerpt; the audio is then trimmed to TARGET_S
 TASK_TIMEOUT_S = 900
-LICENCE_OK = "ok"
 
 
 def van_der_corput(j: int) -> float:
