@@ -13,7 +13,6 @@
 # Tools are installed once into $CADENZA_CACHE (Go module proxy, PyPI) at pinned versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 
 CACHE=${CADENZA_CACHE:-$HOME/.cache/cadenza}
 HELM_VERSION=v3.22.0              # go install-able with Go 1.26
@@ -33,7 +32,7 @@ die() { printf '\033[1;31m[deploy-check] FAIL:\033[0m %s\n' "$*" >&2; exit 1; }
 t0=$(date +%s)
 
 # --- tools ------------------------------------------------------------------------------
-go_tool() { # name module version
+go_tool() { # name package version
   local have
   have=$(go version -m "$BIN/$1" 2>/dev/null | awk '$1=="mod"{print $3; exit}' || true)
   if [[ "$have" != "$3" ]]; then
@@ -42,7 +41,7 @@ go_tool() { # name module version
     go install "$2@$3"
   fi
 }
-go_tool helm helm.sh/helm/v3 "$HELM_VERSION"
+go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 go_tool kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
 HELM=$BIN/helm
 KUSTOMIZE=$BIN/kustomize
@@ -81,7 +80,7 @@ if command -v cargo >/dev/null; then
   if [[ -n "$missing" ]]; then
     msg="docker/Dockerfile builds binaries that no workspace crate defines:$missing"
     # While the services are being written: DEPLOY_CHECK_ALLOW_MISSING_BINS=1 warns instead.
-    [[ "${DEPLOY_CHECK_ALLOW_MISSING_BINS:-0}" == 1 ]] && say "warning: $msg" || die "$msg"
+    if [[ "${DEPLOY_CHECK_ALLOW_MISSING_BINS:-0}" == 1 ]]; then say "warning: $msg"; else die "$msg"; fi
   fi
 else
   say "note: cargo not found; skipped the check that the workspace defines the image's binaries"
@@ -135,6 +134,17 @@ refuse() { # what, helm template args...
 refuse "blobs.type=emptyDir (pods cannot share it)" --set blobs.type=emptyDir
 refuse "tls.enabled without a secret" --set tls.enabled=true
 refuse "an unknown kafka.securityProtocol" --set kafka.securityProtocol=SSL_SASL
+
+# NOTES.txt is only rendered by `helm install`, which needs a cluster: render a copy of it as
+# a template of comments instead, with and without TLS, so its errors fail here too.
+NOTES=$WORK/notes/cadenza
+mkdir -p "$WORK/notes" && cp -r "$CHART" "$NOTES"
+sed 's/^/# /' "$NOTES/templates/NOTES.txt" >"$NOTES/templates/zz-notes.yaml"
+for extra in "" "--set tls.enabled=true --set tls.secretName=t --set auth.enabled=false --set strimzi.enabled=true"; do
+  # shellcheck disable=SC2086  # $extra is a list of flags
+  "$HELM" template cadenza "$NOTES" "${KV[@]}" --show-only templates/zz-notes.yaml $extra >/dev/null 2>"$WORK/notes.err" \
+    || { cat "$WORK/notes.err" >&2; die "NOTES.txt does not render ($extra)"; }
+done
 
 # --- kustomize --------------------------------------------------------------------------
 say "kustomize build deploy/overlays/{dev,production}"
