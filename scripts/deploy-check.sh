@@ -72,9 +72,8 @@ for b in $chart_bins; do [[ " $CONTRACT_BINS " == *" $b "* ]] || die "chart runs
 for b in $(grep -ohE 'args: \["cadenza-[a-z-]+"\]' deploy/base/*.yaml | grep -oE 'cadenza-[a-z-]+'); do
   [[ " $CONTRACT_BINS " == *" $b "* ]] || die "deploy/base runs binary $b that the image does not build"
 done
-if command -v cargo >/dev/null; then
-  ws_bins=$(cargo metadata --no-deps --format-version 1 --offline 2>/dev/null \
-    | "$PY" -c 'import json,sys; print(" ".join(sorted({t["name"] for p in json.load(sys.stdin)["packages"] for t in p["targets"] if "bin" in t["kind"]})))' || true)
+if command -v cargo >/dev/null && cargo metadata --no-deps --format-version 1 --offline >"$WORK/metadata.json" 2>/dev/null; then
+  ws_bins=$("$PY" -c 'import json,sys; print(" ".join(sorted({t["name"] for p in json.load(open(sys.argv[1]))["packages"] for t in p["targets"] if "bin" in t["kind"]})))' "$WORK/metadata.json")
   missing=""
   for b in $CONTRACT_BINS; do [[ " $ws_bins " == *" $b "* ]] || missing+=" $b"; done
   if [[ -n "$missing" ]]; then
@@ -83,7 +82,7 @@ if command -v cargo >/dev/null; then
     if [[ "${DEPLOY_CHECK_ALLOW_MISSING_BINS:-0}" == 1 ]]; then say "warning: $msg"; else die "$msg"; fi
   fi
 else
-  say "note: cargo not found; skipped the check that the workspace defines the image's binaries"
+  say "note: cargo metadata unavailable; skipped the check that the workspace defines the image's binaries"
 fi
 
 # --- Helm -------------------------------------------------------------------------------
