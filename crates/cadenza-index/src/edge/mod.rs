@@ -1,0 +1,451 @@
+//! [`EdgeIndex`]: Qdrant's engine in process (`qdrant-edge` 0.7.0), the embedded mode.
+//!
+//! On disk, under the data directory, one directory per collection:
+//!
+//! ```text
+//! <data_dir>/<collection>/spec.json   the CollectionSpec, written last on creation
+//! <data_dir>/<collection>/shard/      the EdgeShard (segments, WAL, edge_config.json)
+//! ```
+//!
+//! `spec.json` is written atomically after the shard exists, so a directory without it is
+//! a creation that never completed (nobody was told it succeeded) and [`EdgeIndex::open`]
+//! removes it.
+//!
+//! **Durability.** qdrant-edge 0.7.0 writes every operation to a WAL but never replays it
+//! when a shard is loaded (0.9 does), so an operation is only safe once the shard has been
+//! flushed. Every `upsert` and `delete` therefore flushes before returning: durable
+//! against a process crash and a power cut. The WAL is also never truncated by 0.7.0, so it
+//! grows with every write (roughly the size of the operation); we keep it because segment
+//! point versions are WAL positions, and restarting them at zero would make the engine
+//! ignore later updates of existing points.
+//!
+//! **Concurrency.** Engine calls are synchronous and run on tokio's blocking pool. Each
+//! shard sits behind a read/write lock: reads (search, get, scroll, count) and `optimize`
+//! share it; writes take it exclusively because the engine's `flush` panics if another
+//! thread holds its WAL lock.
+
+mod convert;
+mod store;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use qdrant_edge::{
+    self as qe, CountRequest, CreateIndex, EdgeShard, FieldIndexOperations, PointInsertOperations,
+    PointOperations, ScrollRequest, UpdateOperation,
+};
+
+use crate::VectorIndex;
+use crate::error::{IndexError, Result};
+use crate::types::{CollectionSpec, Point, PointId, ScoredPoint, SearchRequest};
+use crate::vector::{added_fields, check_compatible, check_filter, check_spec, prepare};
+
+/// Qdrant's engine in process, persisting under a data directory. See the module docs for
+/// the layout, durability and concurrency.
+#[derive(Debug)]
+pub struct EdgeIndex {
+    root: PathBuf,
+    collections: RwLock<HashMap<String, Arc<Collection>>>,
+    /// Serialises creating and deleting collections (they touch the file system).
+    admin: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Collection {
+    spec: RwLock<CollectionSpec>,
+    dir: PathBuf,
+    shard: RwLock<EdgeShard>,
+}
+
+impl Collection {
+    fn spec(&self) -> CollectionSpec {
+        self.spec.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    // A panic inside the engine (its flush `expect`s) poisons the lock; the shard itself
+    // stays usable, and the next flush retries, so we carry on rather than fail forever.
+    fn read(&self) -> RwLockReadGuard<'_, EdgeShard> {
+        self.shard.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, EdgeShard> {
+        self.shard.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies `op` and flushes, so the write survives a crash (see the module docs).
+    fn apply(&self, op: UpdateOperation, what: &str) -> Result<()> {
+        let shard = self.write();
+        shard
+            .update(op)
+            .map_err(|e| IndexError::backend(format!("{what} in {:?}", self.spec().name), e))?;
+        shard.flush();
+        Ok(())
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| IndexError::Task(e.to_string()))?
+}
+
+fn create_index_op(key: &str, kind: crate::FieldKind) -> Result<UpdateOperation> {
+    Ok(UpdateOperation::FieldIndexOperation(
+        FieldIndexOperations::CreateIndex(CreateIndex {
+            field_name: convert::json_path(key)?,
+            field_schema: Some(convert::field_schema(kind)),
+        }),
+    ))
+}
+
+impl EdgeIndex {
+    /// Opens (creating it if needed) the index under `data_dir`, loading every collection
+    /// found there. Blocking file I/O runs on the blocking pool.
+    pub async fn open(data_dir: impl AsRef<Path>) -> Result<Self> {
+        let root = data_dir.as_ref().to_path_buf();
+        let root2 = root.clone();
+        let loaded = blocking(move || {
+            let mut collections = HashMap::new();
+            for (spec, dir) in store::scan(&root2)? {
+                let shard = EdgeShard::load(&store::shard_dir(&dir), None).map_err(|e| {
+                    IndexError::backend(format!("loading collection {:?}", spec.name), e)
+                })?;
+                tracing::debug!(collection = %spec.name, dir = %dir.display(), "loaded edge shard");
+                let name = spec.name.clone();
+                let collection = Collection {
+                    spec: RwLock::new(spec),
+                    dir,
+                    shard: RwLock::new(shard),
+                };
+                collections.insert(name, Arc::new(collection));
+            }
+            Ok(collections)
+        })
+        .await?;
+        Ok(Self {
+            root,
+            collections: RwLock::new(loaded),
+            admin: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.root
+    }
+
+    fn collection(&self, name: &str) -> Result<Arc<Collection>> {
+        self.collections
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| IndexError::UnknownCollection(name.to_owned()))
+    }
+
+    fn all(&self) -> Vec<Arc<Collection>> {
+        let map = self.collections.read().unwrap_or_else(|e| e.into_inner());
+        map.values().cloned().collect()
+    }
+
+    async fn add_fields(&self, c: Arc<Collection>, merged: CollectionSpec) -> Result<()> {
+        blocking(move || {
+            let old = c.spec();
+            for (key, kind) in &merged.indexed_fields {
+                if !old.indexed_fields.iter().any(|(k, _)| k == key) {
+                    c.apply(
+                        create_index_op(key, *kind)?,
+                        &format!("indexing field {key:?}"),
+                    )?;
+                }
+            }
+            store::write_payload_schema(&store::shard_dir(&c.dir), &merged)?;
+            store::write_spec(&c.dir, &merged)?;
+            *c.spec.write().unwrap_or_else(|e| e.into_inner()) = merged;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create(&self, spec: CollectionSpec) -> Result<Arc<Collection>> {
+        let dir = self.root.join(&spec.name);
+        blocking(move || {
+            // Not in the registry, so any directory here is an unfinished creation.
+            store::remove_dir_if_exists(&dir)?;
+            let shard_dir = store::shard_dir(&dir);
+            std::fs::create_dir_all(&shard_dir).map_err(IndexError::io(&shard_dir))?;
+            // New appendable segments take their payload indexes from this file, which
+            // 0.7.0 never updates itself.
+            store::write_payload_schema(&shard_dir, &spec)?;
+            let config = qe::EdgeConfigBuilder::new()
+                .vector(
+                    convert::VECTOR_NAME,
+                    qe::EdgeVectorParamsBuilder::new(spec.dim, convert::distance(spec.distance))
+                        .build(),
+                )
+                .build();
+            let shard = EdgeShard::new(&shard_dir, config).map_err(|e| {
+                IndexError::backend(format!("creating collection {:?}", spec.name), e)
+            })?;
+            let collection = Collection {
+                spec: RwLock::new(spec.clone()),
+                dir: dir.clone(),
+                shard: RwLock::new(shard),
+            };
+            for (key, kind) in &spec.indexed_fields {
+                collection.apply(
+                    create_index_op(key, *kind)?,
+                    &format!("indexing field {key:?}"),
+                )?;
+            }
+            collection.write().flush();
+            store::write_spec(&dir, &spec)?;
+            Ok(Arc::new(collection))
+        })
+        .await
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        collection: &str,
+        f: impl FnOnce(&EdgeShard, &CollectionSpec) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let c = self.collection(collection)?;
+        blocking(move || f(&c.read(), &c.spec())).await
+    }
+}
+
+fn backend(what: &str, collection: &str) -> impl FnOnce(qe::OperationError) -> IndexError {
+    let context = format!("{what} in {collection:?}");
+    move |e| IndexError::backend(context, e)
+}
+
+#[async_trait]
+impl VectorIndex for EdgeIndex {
+    async fn ensure_collection(&self, spec: &CollectionSpec) -> Result<()> {
+        check_spec(spec)?;
+        let _admin = self.admin.lock().await;
+        if let Ok(existing) = self.collection(&spec.name) {
+            let current = existing.spec();
+            check_compatible(&current, spec)?;
+            if let Some(merged) = added_fields(&current, spec) {
+                self.add_fields(existing, merged).await?;
+            }
+            return Ok(());
+        }
+        let created = self.create(spec.clone()).await?;
+        self.collections
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(spec.name.clone(), created);
+        tracing::info!(collection = %spec.name, dim = spec.dim, "created edge collection");
+        Ok(())
+    }
+
+    async fn delete_collection(&self, name: &str) -> Result<bool> {
+        let _admin = self.admin.lock().await;
+        let removed = self
+            .collections
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        let Some(c) = removed else { return Ok(false) };
+        let dir = c.dir.clone();
+        // Requests already holding the collection finish against the unlinked files.
+        drop(c);
+        blocking(move || store::remove_dir_if_exists(&dir)).await?;
+        Ok(true)
+    }
+
+    async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<()> {
+        let c = self.collection(collection)?;
+        if points.is_empty() {
+            return Ok(());
+        }
+        blocking(move || {
+            let spec = c.spec();
+            let points = points
+                .into_iter()
+                .map(|p| {
+                    Ok(convert::point(
+                        p.id,
+                        prepare(&spec, Some(p.id), &p.vector)?,
+                        p.payload,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let op = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                PointInsertOperations::PointsList(points),
+            ));
+            c.apply(op, "upserting points")
+        })
+        .await
+    }
+
+    async fn delete(&self, collection: &str, ids: &[PointId]) -> Result<()> {
+        let c = self.collection(collection)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = ids.iter().map(|id| convert::point_id(*id)).collect();
+        blocking(move || {
+            let op = UpdateOperation::PointOperation(PointOperations::DeletePoints { ids });
+            c.apply(op, "deleting points")
+        })
+        .await
+    }
+
+    async fn get(
+        &self,
+        collection: &str,
+        ids: &[PointId],
+        with_vector: bool,
+    ) -> Result<Vec<Point>> {
+        let mut seen = HashSet::new();
+        let ids: Vec<_> = ids
+            .iter()
+            .filter(|id| seen.insert(**id))
+            .map(|id| convert::point_id(*id))
+            .collect();
+        let name = collection.to_owned();
+        self.read(collection, move |shard, _| {
+            let records = shard
+                .retrieve(
+                    &ids,
+                    Some(convert::with_payload(true)),
+                    Some(convert::with_vector(with_vector)),
+                )
+                .map_err(backend("retrieving points", &name))?;
+            records
+                .into_iter()
+                .map(|r| {
+                    Ok(Point {
+                        id: convert::our_id(r.id)?,
+                        vector: convert::dense(r.vector).unwrap_or_default(),
+                        payload: convert::payload(r.payload),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn search(&self, collection: &str, request: &SearchRequest) -> Result<Vec<ScoredPoint>> {
+        let request = request.clone();
+        let name = collection.to_owned();
+        self.read(collection, move |shard, spec| {
+            let query = prepare(spec, None, &request.vector)?;
+            if request.limit == 0 {
+                return Ok(Vec::new());
+            }
+            let filter = match request.filter.as_ref().filter(|f| !f.is_empty()) {
+                Some(f) => {
+                    check_filter(f)?;
+                    Some(convert::filter(f)?)
+                }
+                None => None,
+            };
+            let hits = shard
+                .query(convert::nearest(
+                    query,
+                    request.limit,
+                    filter,
+                    request.score_threshold,
+                    request.with_payload,
+                    request.with_vector,
+                ))
+                .map_err(backend("searching", &name))?;
+            hits.into_iter()
+                .map(|h| {
+                    Ok(ScoredPoint {
+                        id: convert::our_id(h.id)?,
+                        score: h.score,
+                        payload: convert::payload(h.payload),
+                        vector: convert::dense(h.vector),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn scroll(
+        &self,
+        collection: &str,
+        offset: Option<PointId>,
+        limit: usize,
+    ) -> Result<(Vec<Point>, Option<PointId>)> {
+        if limit == 0 {
+            return Err(IndexError::InvalidRequest(
+                "scroll limit must be at least 1".into(),
+            ));
+        }
+        let name = collection.to_owned();
+        self.read(collection, move |shard, _| {
+            let (records, next) = shard
+                .scroll(ScrollRequest {
+                    offset: offset.map(convert::point_id),
+                    limit: Some(limit),
+                    filter: None,
+                    with_payload: Some(convert::with_payload(true)),
+                    with_vector: convert::with_vector(true),
+                    order_by: None,
+                })
+                .map_err(backend("scrolling", &name))?;
+            let points = records
+                .into_iter()
+                .map(|r| {
+                    Ok(Point {
+                        id: convert::our_id(r.id)?,
+                        vector: convert::dense(r.vector).unwrap_or_default(),
+                        payload: convert::payload(r.payload),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok((points, next.map(convert::our_id).transpose()?))
+        })
+        .await
+    }
+
+    async fn count(&self, collection: &str) -> Result<u64> {
+        let name = collection.to_owned();
+        self.read(collection, move |shard, _| {
+            let n = shard
+                .count(CountRequest {
+                    filter: None,
+                    exact: true,
+                })
+                .map_err(backend("counting", &name))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        let all = self.all();
+        blocking(move || {
+            for c in all {
+                c.write().flush();
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn optimize(&self) -> Result<()> {
+        for c in self.all() {
+            blocking(move || {
+                let name = c.spec().name;
+                let started = std::time::Instant::now();
+                let changed = c.read().optimize().map_err(backend("optimizing", &name))?;
+                c.write().flush();
+                tracing::info!(collection = %name, changed, elapsed_ms = started.elapsed().as_millis() as u64, "optimized edge collection");
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
