@@ -478,6 +478,14 @@ pub async fn filters_follow_reference_semantics(index: &dyn VectorIndex, prefix:
             assert_eq!(got, want, "filter {filter:?} limit {limit}");
         }
     }
+    let unbounded = SearchRequest::new(vec![1.0; 16], 5)
+        .filter(Filter::must(Condition::range("year", None, None)));
+    let err = index.search(&name, &unbounded).await.unwrap_err();
+    assert!(matches!(err, IndexError::InvalidRequest(_)), "{err}");
+    let bad_key =
+        SearchRequest::new(vec![1.0; 16], 5).filter(Filter::must(Condition::keyword("a b", "x")));
+    let err = index.search(&name, &bad_key).await.unwrap_err();
+    assert!(matches!(err, IndexError::InvalidRequest(_)), "{err}");
     cleanup(index, &name).await;
 }
 

@@ -148,7 +148,8 @@ pub enum Condition {
     },
     /// The point's id is one of these.
     HasId(Vec<PointId>),
-    /// The field is a number within the bounds (both inclusive; `None` = unbounded).
+    /// The field is a number within the bounds (both inclusive; `None` = unbounded on that
+    /// side). At least one bound is required: engines disagree on a range without any.
     Range {
         /// Payload key.
         key: String,

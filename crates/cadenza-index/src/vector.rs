@@ -65,7 +65,19 @@ pub fn check_filter(filter: &Filter) -> Result<()> {
         .iter()
         .chain(&filter.must_not)
         .try_for_each(|c| match c {
-            Condition::Match { key, .. } | Condition::Range { key, .. } => check_key(key),
+            Condition::Match { key, .. } => check_key(key),
+            Condition::Range { key, gte, lte } => {
+                check_key(key)?;
+                // Engines disagree on what a range without bounds means (Qdrant's edge
+                // engine neither includes nor excludes with it), so it is refused.
+                let bounds = [gte, lte].into_iter().flatten();
+                if gte.is_none() && lte.is_none() || bounds.clone().any(|b| b.is_nan()) {
+                    return Err(IndexError::InvalidRequest(format!(
+                        "range on {key:?} needs at least one bound, and no NaN"
+                    )));
+                }
+                Ok(())
+            }
             Condition::HasId(_) => Ok(()),
         })
 }

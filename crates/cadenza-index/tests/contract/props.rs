@@ -69,17 +69,22 @@ fn condition() -> impl Strategy<Value = Condition> {
         any::<bool>().prop_map(|b| Condition::boolean("solo", b)),
         (1600i64..2000).prop_map(|y| Condition::integer("year", y)),
         prop::collection::vec(0u64..(N as u64 * 3 + 2), 0..40).prop_map(Condition::HasId),
-        (
-            prop::option::of(1600.0f64..2000.0),
-            prop::option::of(1600.0f64..2000.0)
-        )
-            .prop_map(|(gte, lte)| Condition::range("year", gte, lte)),
-        (
-            prop::option::of(40.0f64..200.0),
-            prop::option::of(40.0f64..200.0)
-        )
-            .prop_map(|(gte, lte)| Condition::range("tempo", gte, lte)),
+        range("year", 1600.0..2000.0),
+        range("tempo", 40.0..200.0),
     ]
+}
+
+/// A range with at least one bound (an unbounded one is refused by every index).
+fn range(key: &'static str, span: std::ops::Range<f64>) -> impl Strategy<Value = Condition> {
+    (
+        prop::option::of(span.clone()),
+        prop::option::of(span.clone()),
+        span,
+    )
+        .prop_map(move |(gte, lte, fallback)| match (gte, lte) {
+            (None, None) => Condition::range(key, Some(fallback), None),
+            (gte, lte) => Condition::range(key, gte, lte),
+        })
 }
 
 fn filter() -> impl Strategy<Value = Option<Filter>> {
