@@ -81,6 +81,25 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     Ok((p, f))
 }
 
+impl BlobStore {
+    /// The stored file of blob `id`, whatever its extension.
+    pub fn find(&self, id: &str) -> Option<PathBuf> {
+        if id.len() < 2 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        let dir = self.root.join(&id[..2]);
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n == id || n.strip_prefix(id).is_some_and(|rest| rest.starts_with('.'))
+                })
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

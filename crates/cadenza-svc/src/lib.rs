@@ -3,7 +3,11 @@
 //! graceful shutdown, and the content-addressed audio blob store.
 
 pub mod blobs;
+pub mod catalog;
+pub mod consumer;
 pub mod grpc;
+pub mod health;
+pub mod materialise;
 pub mod metrics;
 pub mod propagation;
 pub mod shutdown;

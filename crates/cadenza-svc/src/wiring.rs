@@ -77,3 +77,62 @@ impl BusArgs {
         }
     }
 }
+
+/// Vector-index settings shared by every service.
+#[derive(Debug, Clone, Args)]
+pub struct IndexArgs {
+    /// Qdrant server (gRPC, e.g. http://qdrant:6334). Unset: Qdrant's engine in process
+    /// (qdrant-edge) under the data dir.
+    #[arg(long, env = "CADENZA_QDRANT_URL")]
+    pub qdrant_url: Option<String>,
+    /// Qdrant API key (never logged).
+    #[arg(long, env = "CADENZA_QDRANT_API_KEY", hide_env_values = true)]
+    pub qdrant_api_key: Option<String>,
+}
+
+impl IndexArgs {
+    /// True when the index is shared between processes (a Qdrant server).
+    pub fn is_shared(&self) -> bool {
+        self.qdrant_url.is_some()
+    }
+
+    /// Open the index: a Qdrant server if configured, else an edge index in `data_dir/index`.
+    pub async fn open(
+        &self,
+        data_dir: &Path,
+    ) -> anyhow::Result<Arc<dyn cadenza_index::VectorIndex>> {
+        match &self.qdrant_url {
+            Some(url) => {
+                let mut cfg = cadenza_index::QdrantConfig::new(url.clone());
+                cfg.api_key = self.qdrant_api_key.clone();
+                tracing::info!(url = %url, "vector index: Qdrant server");
+                Ok(Arc::new(cadenza_index::QdrantIndex::connect(&cfg)?))
+            }
+            None => {
+                let dir = data_dir.join("index");
+                std::fs::create_dir_all(&dir)?;
+                tracing::info!(dir = %dir.display(), "vector index: qdrant-edge in process");
+                Ok(Arc::new(cadenza_index::EdgeIndex::open(&dir).await?))
+            }
+        }
+    }
+}
+
+/// Every topic cadenza uses, with `partitions` each.
+pub fn topic_specs(partitions: i32) -> Vec<cadenza_bus::TopicSpec> {
+    cadenza_proto::topics::ALL
+        .iter()
+        .map(|t| cadenza_bus::TopicSpec::new(*t, partitions))
+        .collect()
+}
+
+/// Report every configuration problem at once and exit 64 (EX_USAGE) if there are any.
+pub fn exit_on_problems(problems: Vec<String>) {
+    if problems.is_empty() {
+        return;
+    }
+    for p in &problems {
+        eprintln!("configuration error: {p}");
+    }
+    std::process::exit(64);
+}

@@ -1,0 +1,99 @@
+//! The one consumer loop every service uses: take an event, process it, and only then commit.
+//!
+//! The handler says what happened: processed (commit), a bad event (send it to the
+//! dead-letter topic with the reason, count it, commit — one bad event never blocks the
+//! rest), or a transient failure (retry the same event with backoff, never commit past it —
+//! nothing is lost while the index or broker is away).
+
+use std::future::Future;
+use std::time::Duration;
+
+use cadenza_bus::{EventBus, Message, SubscribeOpts};
+
+use crate::metrics;
+use crate::shutdown::Shutdown;
+
+/// What processing one event came to.
+#[derive(Debug)]
+pub enum Outcome {
+    Done,
+    /// The event itself is bad; `kind` is a low-cardinality label, `reason` for a person.
+    Rejected {
+        kind: &'static str,
+        reason: String,
+    },
+    /// Try again later (the event may be fine; a dependency is not).
+    Retry(anyhow::Error),
+}
+
+/// Consume `topics` as `group` until shutdown, calling `handle` for each event.
+pub async fn run<F, Fut>(
+    bus: &dyn EventBus,
+    group: &str,
+    topics: &[&str],
+    stage: &'static str,
+    shutdown: Shutdown,
+    mut handle: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut(Message) -> Fut,
+    Fut: Future<Output = Outcome>,
+{
+    let processed = metrics::counter(
+        "events_processed_total",
+        "events consumed, by stage and outcome",
+        &["stage", "outcome"],
+    );
+    let dead = metrics::counter(
+        "dead_letters_total",
+        "events sent to the dead-letter topic",
+        &["stage", "reason"],
+    );
+    let mut sub = bus
+        .subscribe(group, topics, SubscribeOpts::default())
+        .await?;
+    tracing::info!(group, ?topics, "consuming");
+    loop {
+        let msg = tokio::select! {
+            m = sub.next() => m?,
+            _ = shutdown.wait() => break,
+        };
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match handle(msg.clone()).await {
+                Outcome::Done => {
+                    processed.with_label_values(&[stage, "ok"]).inc();
+                    break;
+                }
+                Outcome::Rejected { kind, reason } => {
+                    tracing::warn!(stage, kind, topic = %msg.topic, offset = msg.offset, "rejected event: {reason}");
+                    cadenza_bus::dead_letter(bus, &msg, &reason, stage).await?;
+                    processed.with_label_values(&[stage, "rejected"]).inc();
+                    dead.with_label_values(&[stage, kind]).inc();
+                    break;
+                }
+                Outcome::Retry(e) => {
+                    processed.with_label_values(&[stage, "retry"]).inc();
+                    tracing::warn!(
+                        stage,
+                        offset = msg.offset,
+                        "will retry in {backoff:?}: {e:#}"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.wait() => {
+                            // Not committed: the event is redelivered after restart.
+                            sub.close().await?;
+                            return Ok(());
+                        }
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        sub.commit(&msg).await?;
+    }
+    sub.close().await?;
+    tracing::info!(group, "consumer stopped, offsets committed");
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! Session aggregation: consumes `cadenza.listen`, keeps each listener's state (recent
+//! sequence, play counts, sessions by inactivity gap, mean and multi-centroid profiles — the
+//! rules live in [`cadenza_core::UserState`]) as the payload of their point in the `users`
+//! collection, and announces it on `cadenza.user-state`.
+//!
+//! The offset of an event is committed only after the state that includes it is written, and
+//! the state remembers the highest offset it applied per partition, so a crash at any point
+//! loses nothing and counts nothing twice; replaying the topic into an empty index rebuilds
+//! every state exactly (the rules are deterministic in the order of each user's partition).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cadenza_bus::{EventBus, Message};
+use cadenza_core::{Applied, Listen, Position, StateConfig, UserId, UserState};
+use cadenza_index::{Point, VectorIndex};
+use cadenza_proto::Message as _;
+use cadenza_proto::topics;
+use cadenza_proto::v1::{ListenRecorded, UserStateUpdated};
+use cadenza_svc::catalog::{TRACKS, USERS, point_id};
+use cadenza_svc::consumer::{self, Outcome};
+use cadenza_svc::{Shutdown, propagation};
+use serde_json::{Value, json};
+
+pub const GROUP: &str = "cadenza-session-aggregation";
+
+/// How long a listen of a track the index does not hold yet is retried before it is sent to
+/// the dead-letter topic. Ingest only accepts listens of known tracks, so a miss here is a
+/// materialiser still catching up (a replay, a fresh replica), not a bad event.
+pub const UNKNOWN_TRACK_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The aggregation's dependencies.
+#[derive(Debug)]
+pub struct Aggregator {
+    pub bus: Arc<dyn EventBus>,
+    pub index: Arc<dyn VectorIndex>,
+    /// Consumer group ([`GROUP`]; another name replays the topic from the start).
+    pub group: String,
+    pub config: StateConfig,
+    /// Width of the track vectors (the users collection has the same).
+    pub dim: usize,
+    /// How long a listen of a track not in the index is retried ([`UNKNOWN_TRACK_PATIENCE`]).
+    pub unknown_track_patience: Duration,
+    /// The event currently waiting for its track, and since when.
+    waiting: Mutex<Option<((i32, i64), Instant)>>,
+}
+
+impl Aggregator {
+    pub fn new(
+        bus: Arc<dyn EventBus>,
+        index: Arc<dyn VectorIndex>,
+        config: StateConfig,
+        dim: usize,
+    ) -> Self {
+        Aggregator {
+            bus,
+            index,
+            group: GROUP.to_owned(),
+            config,
+            dim,
+            unknown_track_patience: UNKNOWN_TRACK_PATIENCE,
+            waiting: Mutex::new(None),
+        }
+    }
+
+    /// Consume until shutdown.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let me = Arc::new(self);
+        consumer::run(
+            me.bus.as_ref(),
+            &me.group,
+            &[topics::LISTEN],
+            "session-aggregation",
+            shutdown,
+            |msg| {
+                let me = me.clone();
+                async move { me.handle(&msg).await }
+            },
+        )
+        .await
+    }
+
+    /// Process one event of the listen topic.
+    pub async fn handle(&self, msg: &Message) -> Outcome {
+        let span = tracing::info_span!("aggregate_listen", offset = msg.offset);
+        propagation::set_parent(&span, &msg.headers);
+        let _e = span.enter();
+        let listen = match ListenRecorded::decode(msg.payload.as_slice()) {
+            Ok(l) => l,
+            Err(e) => {
+                return Outcome::Rejected {
+                    kind: "malformed",
+                    reason: format!("not a ListenRecorded protobuf: {e}"),
+                };
+            }
+        };
+        let listen = match to_listen(&listen, now_ms()) {
+            Ok(l) => l,
+            Err(reason) => {
+                return Outcome::Rejected {
+                    kind: "invalid",
+                    reason,
+                };
+            }
+        };
+        let at = Position {
+            partition: msg.partition,
+            offset: msg.offset,
+        };
+        match self.apply(&listen, at).await {
+            Ok(o) => o,
+            Err(e) => Outcome::Retry(e),
+        }
+    }
+
+    async fn apply(&self, l: &Listen, at: Position) -> anyhow::Result<Outcome> {
+        let track = self
+            .index
+            .get(TRACKS, &[point_id(l.track.as_str())], true)
+            .await?;
+        let Some(track) = track.into_iter().next() else {
+            return Ok(self.unknown_track(l, at));
+        };
+        *self.waiting.lock().expect("not poisoned") = None;
+        let mut state = self.load(&l.user).await?;
+        if state.apply_at(l, Some(at), Some(&track.vector)) == Applied::Duplicate {
+            tracing::debug!(event_id = %l.event_id, "duplicate listen ignored");
+            return Ok(Outcome::Done);
+        }
+        let (point, doc) = user_point(&state, self.dim)?;
+        self.index.upsert(USERS, vec![point]).await?;
+        let update = UserStateUpdated {
+            user_id: l.user.to_string(),
+            listen_count: state.listen_count,
+            last_event_id: l.event_id.clone(),
+            state_json: doc,
+        };
+        self.bus
+            .publish(
+                topics::USER_STATE,
+                l.user.as_str().as_bytes(),
+                update.encode_to_vec(),
+                propagation::inject_current(),
+            )
+            .await?;
+        Ok(Outcome::Done)
+    }
+
+    fn unknown_track(&self, l: &Listen, at: Position) -> Outcome {
+        let key = (at.partition, at.offset);
+        let mut waiting = self.waiting.lock().expect("not poisoned");
+        let since = match *waiting {
+            Some((k, t)) if k == key => t,
+            _ => {
+                *waiting = Some((key, Instant::now()));
+                Instant::now()
+            }
+        };
+        if since.elapsed() < self.unknown_track_patience {
+            return Outcome::Retry(anyhow::anyhow!("track `{}` not in the index yet", l.track));
+        }
+        *waiting = None;
+        Outcome::Rejected {
+            kind: "unknown_track",
+            reason: format!(
+                "unknown track id `{}`: not in the catalogue after {}s",
+                l.track,
+                self.unknown_track_patience.as_secs()
+            ),
+        }
+    }
+
+    /// The stored state of `user`, or a fresh one.
+    async fn load(&self, user: &UserId) -> anyhow::Result<UserState> {
+        let stored = self
+            .index
+            .get(USERS, &[point_id(user.as_str())], false)
+            .await?;
+        Ok(match stored.into_iter().next() {
+            Some(p) => state_of(&p.payload)?,
+            None => UserState::new(user.clone(), self.config),
+        })
+    }
+}
+
+/// The state document inside a `users` point's payload.
+pub fn state_of(payload: &cadenza_index::Payload) -> anyhow::Result<UserState> {
+    let doc = payload
+        .get("state")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("user point without a state document"))?;
+    Ok(serde_json::from_value(doc)?)
+}
+
+/// The `users` point of a state, and the `{"vector", "payload"}` document that
+/// `cadenza.user-state` carries (materialisers rebuild the identical point from it).
+pub fn user_point(state: &UserState, dim: usize) -> anyhow::Result<(Point, Vec<u8>)> {
+    let (vector, has_profile) = match state.profile.get() {
+        Some(v) if v.iter().any(|x| *x != 0.0) => (v.to_vec(), true),
+        // Cosine needs a non-zero vector; a listener with only skips gets a placeholder
+        // that `has_profile: false` tells readers to ignore.
+        _ => {
+            let mut v = vec![0.0; dim.max(1)];
+            v[0] = 1.0;
+            (v, false)
+        }
+    };
+    let payload = json!({
+        "user_id": state.user.as_str(),
+        "has_profile": has_profile,
+        "listen_count": state.listen_count,
+        "state": serde_json::to_value(state)?,
+    });
+    let doc = serde_json::to_vec(&json!({"vector": vector, "payload": payload}))?;
+    let Value::Object(payload) = payload else {
+        unreachable!("json! object")
+    };
+    Ok((
+        Point::new(point_id(state.user.as_str()), vector).with_payload(payload),
+        doc,
+    ))
+}
+
+/// The domain listen of a wire event, or a sentence saying what is wrong with it.
+pub fn to_listen(l: &ListenRecorded, now_ms: i64) -> Result<Listen, String> {
+    Listen::new(
+        &l.event_id,
+        &l.user_id,
+        &l.track_id,
+        l.timestamp_ms,
+        l.play_fraction,
+        l.skipped,
+        now_ms,
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! The aggregation over the real on-disk bus and the in-memory reference index: bad events go
+//! to the dead-letter topic and the rest are applied, redeliveries count once, and a replay
+//! into an empty index rebuilds every state exactly.
+
+use std::time::Duration;
+
+use cadenza_bus::{DEAD_LETTER_TOPIC, HEADER_REASON, LogBus, StartFrom, SubscribeOpts};
+use cadenza_index::MemoryIndex;
+use cadenza_svc::catalog::{tracks_spec, users_spec};
+
+use super::*;
+
+const DIM: usize = 4;
+
+async fn index_with_tracks() -> Arc<dyn VectorIndex> {
+    let index: Arc<dyn VectorIndex> = Arc::new(MemoryIndex::new());
+    index.ensure_collection(&tracks_spec(DIM)).await.unwrap();
+    index.ensure_collection(&users_spec(DIM)).await.unwrap();
+    let points = (0..4)
+        .map(|i| {
+            let mut v = vec![0.1; DIM];
+            v[i] = 1.0;
+            let mut p = serde_json::Map::new();
+            p.insert("track_id".into(), json!(format!("t{i}")));
+            Point::new(point_id(&format!("t{i}")), v).with_payload(p)
+        })
+        .collect();
+    index.upsert(TRACKS, points).await.unwrap();
+    index
+}
+
+fn listen(event: &str, user: &str, track: &str, ts_ms: i64, fraction: f32) -> Vec<u8> {
+    ListenRecorded {
+        event_id: event.into(),
+        user_id: user.into(),
+        track_id: track.into(),
+        timestamp_ms: ts_ms,
+        play_fraction: fraction,
+        skipped: fraction < 0.3,
+        session_hint: String::new(),
+    }
+    .encode_to_vec()
+}
+
+async fn stored(index: &dyn VectorIndex, user: &str) -> Option<UserState> {
+    let p = index
+        .get(USERS, &[point_id(user)], false)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()?;
+    Some(state_of(&p.payload).unwrap())
+}
+
+/// Runs `agg` until `done` holds (or 20 s pass), then shuts it down.
+async fn run_until<F, Fut>(agg: Aggregator, done: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(agg.run(shutdown.clone()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done().await {
+        assert!(
+            Instant::now() < deadline,
+            "aggregation did not finish in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.trigger();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn bad_events_are_dead_lettered_and_the_rest_applied_replay_rebuilds_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus: Arc<dyn EventBus> = Arc::new(LogBus::open(dir.path()).await.unwrap());
+    bus.ensure_topics(&cadenza_svc::wiring::topic_specs(1))
+        .await
+        .unwrap();
+    let t0 = 1_700_000_000_000;
+    let minute = 60_000;
+    let good = [
+        listen("e1", "ana", "t0", t0, 1.0),
+        listen("e2", "ana", "t1", t0 + minute, 0.9),
+        listen("e3", "ben", "t2", t0, 1.0),
+        listen("e4", "ana", "t2", t0 + 90 * minute, 0.1), // a skip, in a new session
+        listen("e2", "ana", "t1", t0 + minute, 0.9),      // a client retry: same event id
+        listen("e8", "ben", "t3", t0 + minute, 1.0),      // last: everything before is done
+    ];
+    let bad: [(&str, Vec<u8>); 4] = [
+        ("malformed", b"\xff\xff not protobuf".to_vec()),
+        ("fraction", listen("e5", "ana", "t0", t0, 7.0)),
+        ("user id", listen("e6", "a b", "t0", t0, 1.0)),
+        ("unknown track", listen("e7", "ana", "nope", t0, 1.0)),
+    ];
+    for (i, p) in good.iter().enumerate() {
+        bus.publish(topics::LISTEN, b"k", p.clone(), vec![])
+            .await
+            .unwrap();
+        let (_, b) = &bad[i % bad.len()];
+        if i < bad.len() {
+            bus.publish(topics::LISTEN, b"k", b.clone(), vec![])
+                .await
+                .unwrap();
+        }
+    }
+
+    let index = index_with_tracks().await;
+    let mut agg = Aggregator::new(bus.clone(), index.clone(), StateConfig::default(), DIM);
+    agg.unknown_track_patience = Duration::from_millis(200);
+    let probe = index.clone();
+    run_until(agg, || async {
+        stored(probe.as_ref(), "ana")
+            .await
+            .is_some_and(|s| s.listen_count == 3)
+            && stored(probe.as_ref(), "ben")
+                .await
+                .is_some_and(|s| s.listen_count == 2)
+    })
+    .await;
+
+    let ana = stored(index.as_ref(), "ana").await.unwrap();
+    assert_eq!(
+        (ana.listen_count, ana.skip_count, ana.session_count),
+        (3, 1, 2)
+    );
+    assert_eq!(ana.profile.n, 2, "the skip does not feed the profile");
+    assert_eq!(stored(index.as_ref(), "ben").await.unwrap().listen_count, 2);
+
+    // Every bad event is on the dead-letter topic with a reason a person can read.
+    let mut dlq = bus
+        .subscribe(
+            "probe",
+            &[DEAD_LETTER_TOPIC],
+            SubscribeOpts {
+                from: StartFrom::Earliest,
+            },
+        )
+        .await
+        .unwrap();
+    let mut reasons = Vec::new();
+    for _ in 0..bad.len() {
+        let m = tokio::time::timeout(Duration::from_secs(5), dlq.next())
+            .await
+            .unwrap()
+            .unwrap();
+        reasons.push(String::from_utf8(m.header(HEADER_REASON).unwrap().to_vec()).unwrap());
+    }
+    for (want, got) in [
+        "protobuf",
+        "play fraction",
+        "user id",
+        "unknown track id `nope`",
+    ]
+    .iter()
+    .zip(&reasons)
+    {
+        assert!(got.contains(want), "{got:?} should mention {want:?}");
+    }
+
+    // Replaying the topic into an empty index (another group) rebuilds the same states.
+    let fresh = index_with_tracks().await;
+    let mut replay = Aggregator::new(bus.clone(), fresh.clone(), StateConfig::default(), DIM);
+    replay.group = "replay".into();
+    replay.unknown_track_patience = Duration::from_millis(200);
+    let probe = fresh.clone();
+    run_until(replay, || async {
+        stored(probe.as_ref(), "ana")
+            .await
+            .is_some_and(|s| s.listen_count == 3)
+            && stored(probe.as_ref(), "ben")
+                .await
+                .is_some_and(|s| s.listen_count == 2)
+    })
+    .await;
+    assert_eq!(stored(fresh.as_ref(), "ana").await, Some(ana));
+}
+
+#[tokio::test]
+async fn a_redelivered_event_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus: Arc<dyn EventBus> = Arc::new(LogBus::open(dir.path()).await.unwrap());
+    bus.ensure_topics(&cadenza_svc::wiring::topic_specs(1))
+        .await
+        .unwrap();
+    let index = index_with_tracks().await;
+    let agg = Aggregator::new(bus, index.clone(), StateConfig::default(), DIM);
+    let msg = |offset, event: &str| Message {
+        topic: topics::LISTEN.into(),
+        partition: 0,
+        offset,
+        key: None,
+        payload: listen(event, "cy", "t3", 1_700_000_000_000 + offset, 1.0),
+        headers: vec![],
+        timestamp_ms: 0,
+    };
+    for m in [msg(0, "a"), msg(1, "b"), msg(1, "b"), msg(0, "a")] {
+        assert!(matches!(agg.handle(&m).await, Outcome::Done));
+    }
+    let s = stored(index.as_ref(), "cy").await.unwrap();
+    assert_eq!(s.listen_count, 2);
+    assert_eq!(s.play_counts.values().sum::<u32>(), 2);
+}
