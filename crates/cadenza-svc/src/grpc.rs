@@ -1,6 +1,179 @@
-//! gRPC edge concerns shared by the servers: bearer-token authentication and request limits.
+//! gRPC edge concerns shared by the servers: the listening server itself (TLS, limits,
+//! health, reflection, graceful drain), bearer-token authentication, and per-method metrics.
 
-use tonic::{Request, Status};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use tonic::service::Routes;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::{Request, Response, Status};
+
+use crate::metrics;
+use crate::shutdown::Shutdown;
+
+/// Settings of a gRPC server, shared by every serving process (`CADENZA_*` in the chart).
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Address the gRPC API (and its health service) listens on.
+    #[arg(long, env = "CADENZA_GRPC_ADDR", default_value = "0.0.0.0:50051")]
+    pub grpc_addr: SocketAddr,
+    /// Bearer token every API call must carry (`authorization: Bearer …`); unset: no auth.
+    /// Health checks never need it.
+    #[arg(long, env = "CADENZA_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// PEM certificate chain: serve TLS (with --tls-key).
+    #[arg(long, env = "CADENZA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "CADENZA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA: require client certificates signed by it (mutual TLS).
+    #[arg(long, env = "CADENZA_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Largest request message accepted, in bytes (an upload chunk, a listen batch).
+    #[arg(long, env = "CADENZA_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// Requests served at once per connection; more wait.
+    #[arg(long, env = "CADENZA_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
+    /// Longest a request may take before it fails with DEADLINE_EXCEEDED, in seconds.
+    #[arg(long, env = "CADENZA_REQUEST_TIMEOUT_S", default_value_t = 60)]
+    pub request_timeout_s: u64,
+}
+
+impl ServerArgs {
+    /// Defaults on a given address (tests, `cadenza up`).
+    pub fn on(addr: SocketAddr) -> Self {
+        ServerArgs {
+            grpc_addr: addr,
+            auth_token: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            max_message_bytes: 4 * 1024 * 1024,
+            max_concurrent_requests: 256,
+            request_timeout_s: 60,
+        }
+    }
+
+    /// The interceptor for the API services.
+    pub fn auth(&self) -> BearerAuth {
+        BearerAuth::new(self.auth_token.as_deref())
+    }
+
+    /// Problems with these settings, each a sentence.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in [&self.tls_cert, &self.tls_key, &self.tls_client_ca]
+            .into_iter()
+            .flatten()
+        {
+            if !p.is_file() {
+                out.push(format!("TLS file {} does not exist", p.display()));
+            }
+        }
+        if self.max_message_bytes < 1024 {
+            out.push(format!(
+                "--max-message-bytes {} is below 1024",
+                self.max_message_bytes
+            ));
+        }
+        if self.max_concurrent_requests == 0 {
+            out.push("--max-concurrent-requests must be at least 1".into());
+        }
+        out
+    }
+
+    fn tls(&self) -> anyhow::Result<Option<ServerTlsConfig>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
+            std::fs::read(cert)?,
+            std::fs::read(key)?,
+        ));
+        if let Some(ca) = &self.tls_client_ca {
+            tls = tls.client_ca_root(Certificate::from_pem(std::fs::read(ca)?));
+        }
+        Ok(Some(tls))
+    }
+}
+
+/// Bind `args.grpc_addr` and serve `routes` plus `grpc.health.v1` and server reflection
+/// until shutdown (readiness turns NOT_SERVING first, so load balancers drain). Returns the
+/// bound address (useful with port 0) once listening; the server runs in a task.
+pub async fn serve(
+    args: &ServerArgs,
+    routes: Routes,
+    shutdown: Shutdown,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(args.grpc_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.grpc_addr))?;
+    let addr = listener.local_addr()?;
+    let (reporter, health) = crate::health::reporter().await;
+    crate::health::drain_on_shutdown(reporter, shutdown.clone());
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(cadenza_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let mut builder = Server::builder()
+        .concurrency_limit_per_connection(args.max_concurrent_requests)
+        .timeout(Duration::from_secs(args.request_timeout_s));
+    if let Some(tls) = args.tls()? {
+        builder = builder.tls_config(tls)?;
+    }
+    let routes = routes.add_service(health).add_service(reflection);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tokio::spawn(async move {
+        let r = builder
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, async move { shutdown.wait().await })
+            .await;
+        if let Err(e) = r {
+            tracing::error!("gRPC server stopped: {e}");
+        }
+    });
+    tracing::info!(%addr, "gRPC listening");
+    Ok(addr)
+}
+
+/// Runs one handler, counting it in `cadenza_grpc_requests_total{method,code}` and timing it
+/// in `cadenza_grpc_request_duration_seconds{method}`; failures are logged with their code.
+pub async fn observe<T, F>(method: &'static str, handler: F) -> Result<Response<T>, Status>
+where
+    F: Future<Output = Result<Response<T>, Status>>,
+{
+    let t0 = Instant::now();
+    let out = handler.await;
+    let code = match &out {
+        Ok(_) => tonic::Code::Ok,
+        Err(s) => s.code(),
+    };
+    metrics::counter(
+        "grpc_requests_total",
+        "gRPC requests by method and status code",
+        &["method", "code"],
+    )
+    .with_label_values(&[method, &format!("{code:?}")])
+    .inc();
+    metrics::histogram(
+        "grpc_request_duration_seconds",
+        "gRPC request latency by method",
+        &["method"],
+    )
+    .with_label_values(&[method])
+    .observe(t0.elapsed().as_secs_f64());
+    if let Err(s) = &out
+        && !matches!(code, tonic::Code::NotFound | tonic::Code::InvalidArgument)
+    {
+        tracing::warn!(method, ?code, "request failed: {}", s.message());
+    }
+    out
+}
 
 /// Checks `authorization: Bearer <token>` when a token is configured. Health checks are
 /// served by a separate, unauthenticated service so probes never need the secret.
