@@ -23,6 +23,11 @@ impl BlobStore {
         Ok(BlobStore { root })
     }
 
+    /// A store to read from only (e.g. a read-only volume): creates nothing.
+    pub fn from_existing(root: impl Into<PathBuf>) -> BlobStore {
+        BlobStore { root: root.into() }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -17,7 +17,7 @@ use cadenza_proto::topics;
 use cadenza_proto::v1::{TagScore, TrackEmbedded, TrackIngested};
 use cadenza_svc::catalog::{TRACKS, track_point};
 use cadenza_svc::consumer::{self, Outcome};
-use cadenza_svc::{Shutdown, metrics, propagation};
+use cadenza_svc::{BlobStore, Shutdown, metrics, propagation};
 
 pub const GROUP: &str = "cadenza-feature-extraction";
 
@@ -29,6 +29,9 @@ pub struct Extractor {
     /// `cadenza.track.embedded` (a distributed deployment without a shared Qdrant).
     pub index: Option<Arc<dyn VectorIndex>>,
     pub embedder: Arc<Embedder>,
+    /// This process's view of the blob store: audio is looked up by content hash here, so a
+    /// volume mounted at another path than ingest's works; `None`: the event's `blob_path`.
+    pub blobs: Option<BlobStore>,
 }
 
 impl Extractor {
@@ -62,7 +65,11 @@ impl Extractor {
             }
         };
         let embedder = self.embedder.clone();
-        let path = std::path::PathBuf::from(&ingested.blob_path);
+        let path = self
+            .blobs
+            .as_ref()
+            .and_then(|b| b.find(&ingested.sha256))
+            .unwrap_or_else(|| std::path::PathBuf::from(&ingested.blob_path));
         let t0 = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || embedder.embed_file(&path)).await;
         let embedding = match result {

@@ -7,7 +7,7 @@ use cadenza_feature_extraction::Extractor;
 use cadenza_model::{Embedder, EmbedderOptions, ModelOptions};
 use cadenza_svc::catalog::tracks_spec;
 use cadenza_svc::wiring::{BusArgs, IndexArgs};
-use cadenza_svc::{Shutdown, TelemetryArgs, health, metrics};
+use cadenza_svc::{BlobStore, Shutdown, TelemetryArgs, health, metrics};
 use clap::Parser;
 
 /// Embeds every ingested track with the frozen audio model.
@@ -33,6 +33,9 @@ struct Args {
         default_value = "data/feature-extraction"
     )]
     data_dir: PathBuf,
+    /// The blob store ingest writes to (mounted read-only here is enough).
+    #[arg(long, env = "CADENZA_BLOB_DIR", default_value = "data/blobs")]
+    blob_dir: PathBuf,
     /// gRPC health address.
     #[arg(long, env = "CADENZA_GRPC_ADDR", default_value = "0.0.0.0:50051")]
     grpc_addr: std::net::SocketAddr,
@@ -79,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         bus,
         index,
         embedder,
+        blobs: Some(BlobStore::from_existing(&args.blob_dir)),
     }
     .run(shutdown)
     .await
