@@ -139,6 +139,8 @@ impl Model {
             .map_err(|e| fail(e.to_string()))?
             .with_inter_threads(1)
             .map_err(|e| fail(e.to_string()))?
+            .with_flush_to_zero()
+            .map_err(|e| fail(e.to_string()))?
             .commit_from_file(path)
             .map_err(|e| fail(e.to_string()))?;
         for out in &spec.outputs {
