@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not baked in with env!(): a cached build script must work from
+    // whichever checkout runs it.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = ["common", "ingest", "recommend", "catalog", "events"]
         .map(|f| root.join(format!("cadenza/v1/{f}.proto")));
     for f in &files {

@@ -32,6 +32,26 @@ enum Command {
     Embed(cmd::embed::EmbedArgs),
     /// List the models available to `embed` and where they were found.
     Models,
+    /// The whole job on embedded defaults: start the system in this process, upload a corpus,
+    /// embed it, play a few tracks as a listener and print the recommendations.
+    Demo(cmd::demo::DemoArgs),
+    /// Run all four services in one process (in-process event log, qdrant-edge index) and
+    /// serve the gRPC API until Ctrl-C.
+    Up(cmd::up::UpArgs),
+    /// Upload audio files or folders to a running cadenza.
+    Ingest(cmd::client::IngestArgs),
+    /// Record listens of a user.
+    Listen(cmd::client::ListenArgs),
+    /// Recommend tracks for a user.
+    Recommend(cmd::client::RecommendArgs),
+    /// Tracks that sound like a given track.
+    Similar(cmd::client::SimilarArgs),
+    /// Next tracks for a listening session (a radio from the tracks so far).
+    Continue(cmd::client::ContinueArgs),
+    /// What cadenza knows about a listener.
+    State(cmd::client::StateArgs),
+    /// Evaluate every ranker on a corpus with synthetic listeners and write the RQ1–RQ4 report.
+    Eval(cadenza_eval::cli::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +60,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Embed(args) => cmd::embed::run(args),
         Command::Models => cmd::models::run(),
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Up(args) => cmd::up::run(args),
+        Command::Ingest(args) => cmd::client::ingest(args),
+        Command::Listen(args) => cmd::client::listen(args),
+        Command::Recommend(args) => cmd::client::recommend(args),
+        Command::Similar(args) => cmd::client::similar(args),
+        Command::Continue(args) => cmd::client::continue_session(args),
+        Command::State(args) => cmd::client::state(args),
+        Command::Eval(args) => cadenza_eval::cli::run(args),
     };
     match result {
         Ok(code) => code,

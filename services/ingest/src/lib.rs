@@ -110,9 +110,18 @@ impl IngestService {
 
     /// The gRPC service, with auth and the message-size limit of `server`.
     pub fn routes(self, server: &grpc::ServerArgs) -> tonic::service::Routes {
+        self.add_to(tonic::service::Routes::default(), server)
+    }
+
+    /// `routes` plus this service (one server for several services, as in `cadenza up`).
+    pub fn add_to(
+        self,
+        routes: tonic::service::Routes,
+        server: &grpc::ServerArgs,
+    ) -> tonic::service::Routes {
         let auth = server.auth();
         let svc = IngestServer::new(self).max_decoding_message_size(server.max_message_bytes);
-        tonic::service::Routes::new(tonic::service::interceptor::InterceptedService::new(
+        routes.add_service(tonic::service::interceptor::InterceptedService::new(
             svc,
             move |r| auth.check(r),
         ))

@@ -1,4 +1,7 @@
 //! One module per subcommand.
 
+pub mod client;
+pub mod demo;
 pub mod embed;
 pub mod models;
+pub mod up;

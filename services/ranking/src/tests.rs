@@ -1,0 +1,586 @@
+//! The recommender and catalogue over real loopback gRPC, on the in-memory reference index:
+//! a 30-track catalogue in three clearly separated clusters, listeners with known tastes.
+
+use cadenza_core::{Listen, StateConfig};
+use cadenza_index::MemoryIndex;
+use cadenza_proto::v1::catalog_client::CatalogClient;
+use cadenza_proto::v1::recommender_client::RecommenderClient;
+use cadenza_proto::v1::{TagScore, TrackMetadata};
+use cadenza_svc::Shutdown;
+use cadenza_svc::catalog::{track_payload, tracks_spec, users_spec};
+use tonic::Code;
+use tonic::transport::Channel;
+
+use super::*;
+
+const DIM: usize = 8;
+const CLUSTERS: [(&str, &str); 3] = [
+    ("violin", "Bach"),
+    ("piano", "Chopin"),
+    ("strings", "Haydn"),
+];
+
+fn vector(cluster: usize, i: usize) -> Vec<f32> {
+    let mut v = vec![0.05; DIM];
+    v[cluster * 2] = 1.0;
+    v[cluster * 2 + 1] = 0.1 * i as f32;
+    v[7] = 0.01 * (i % 3) as f32;
+    v
+}
+
+async fn catalogue() -> Arc<dyn VectorIndex> {
+    let index: Arc<dyn VectorIndex> = Arc::new(MemoryIndex::new());
+    index.ensure_collection(&tracks_spec(DIM)).await.unwrap();
+    index.ensure_collection(&users_spec(DIM)).await.unwrap();
+    let mut points = Vec::new();
+    for (c, (instrument, composer)) in CLUSTERS.iter().enumerate() {
+        for i in 0..10 {
+            let id = format!("{instrument}-{i}");
+            let meta = TrackMetadata {
+                title: format!("{composer} no. {i}"),
+                composer: (*composer).into(),
+                lead_instrument: (*instrument).into(),
+                ensemble: if i % 2 == 0 { "solo" } else { "orchestra" }.into(),
+                tempo_bpm: 60.0 + 10.0 * i as f32,
+                ..Default::default()
+            };
+            let tags = vec![
+                TagScore {
+                    tag: (*instrument).into(),
+                    score: 0.9,
+                },
+                TagScore {
+                    tag: "classical".into(),
+                    score: 0.8,
+                },
+            ];
+            points.push(
+                Point::new(point_id(&id), vector(c, i))
+                    .with_payload(track_payload(&id, &meta, &tags, "test", 30.0)),
+            );
+        }
+    }
+    index.upsert(TRACKS, points).await.unwrap();
+    index
+}
+
+/// Store the state of `user` after playing `tracks` (a fraction < 0.3 is a skip).
+async fn listener(index: &dyn VectorIndex, user: &str, tracks: &[(&str, f32)]) {
+    let mut state = UserState::new(UserId::new(user).unwrap(), StateConfig::default());
+    for (i, (t, fraction)) in tracks.iter().enumerate() {
+        let (c, n) = t.split_once('-').unwrap();
+        let c = CLUSTERS.iter().position(|(name, _)| *name == c).unwrap();
+        let l = Listen::new(
+            &format!("{user}-{i}"),
+            user,
+            t,
+            1_700_000_000_000 + i as i64 * 60_000,
+            *fraction,
+            *fraction < 0.3,
+            i64::MAX,
+        )
+        .unwrap();
+        state.apply(&l, Some(&vector(c, n.parse().unwrap())));
+    }
+    let (point, _) = cadenza_session_aggregation::user_point(&state, DIM).unwrap();
+    index.upsert(USERS, vec![point]).await.unwrap();
+}
+
+struct Api {
+    rec: RecommenderClient<Channel>,
+    cat: CatalogClient<Channel>,
+    addr: std::net::SocketAddr,
+    shutdown: Shutdown,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+async fn api(index: Arc<dyn VectorIndex>, token: Option<&str>) -> Api {
+    let mut server = ServerArgs::on("127.0.0.1:0".parse().unwrap());
+    server.auth_token = token.map(str::to_owned);
+    let shutdown = Shutdown::new();
+    let ranking = Ranking::new(
+        index,
+        RankingOptions {
+            max_k: 20,
+            ..RankingOptions::default()
+        },
+    );
+    let addr = grpc::serve(&server, routes(ranking, &server), shutdown.clone())
+        .await
+        .unwrap();
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    Api {
+        rec: RecommenderClient::new(channel.clone()),
+        cat: CatalogClient::new(channel),
+        addr,
+        shutdown,
+    }
+}
+
+fn ids(reply: &RecommendReply) -> Vec<&str> {
+    reply.tracks.iter().map(|t| t.track_id.as_str()).collect()
+}
+
+fn req(user: &str, k: u32) -> RecommendRequest {
+    RecommendRequest {
+        user_id: user.into(),
+        k,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn knn_recommends_the_listened_cluster_without_what_was_heard() {
+    let index = catalogue().await;
+    listener(
+        index.as_ref(),
+        "ana",
+        &[
+            ("violin-0", 1.0),
+            ("violin-1", 1.0),
+            ("violin-2", 0.9),
+            ("piano-0", 0.1),
+        ],
+    )
+    .await;
+    let mut api = api(index, None).await;
+    let reply = api.rec.recommend(req("ana", 5)).await.unwrap().into_inner();
+    assert_eq!((reply.strategy.as_str(), reply.tracks.len()), ("knn", 5));
+    for t in &reply.tracks {
+        assert!(t.track_id.starts_with("violin-"), "{:?}", ids(&reply));
+        assert!(!["violin-0", "violin-1", "violin-2"].contains(&t.track_id.as_str()));
+        let e = t.explanation.as_ref().unwrap();
+        assert!(e.nearest_history_track_id.starts_with("violin-"), "{e:?}");
+        assert!(e.text.contains("because you listened to Bach no."), "{e:?}");
+        assert_eq!(e.shared_tags, ["violin", "classical"]);
+        assert_eq!(t.metadata.as_ref().unwrap().composer, "Bach");
+    }
+    let scores: Vec<f32> = reply.tracks.iter().map(|t| t.score).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+
+    let heard = api
+        .rec
+        .recommend(RecommendRequest {
+            include_heard: true,
+            ..req("ana", 3)
+        })
+        .await
+        .unwrap();
+    assert!(
+        ids(heard.get_ref())
+            .iter()
+            .any(|t| ["violin-0", "violin-1", "violin-2"].contains(t)),
+        "{:?}",
+        ids(heard.get_ref())
+    );
+}
+
+#[tokio::test]
+async fn multicentroid_serves_both_tastes_where_the_mean_serves_neither_well() {
+    let index = catalogue().await;
+    listener(
+        index.as_ref(),
+        "ben",
+        &[
+            ("violin-0", 1.0),
+            ("piano-0", 1.0),
+            ("violin-1", 1.0),
+            ("piano-1", 1.0),
+        ],
+    )
+    .await;
+    let mut api = api(index, None).await;
+    let reply = api
+        .rec
+        .recommend(RecommendRequest {
+            strategy: "multicentroid".into(),
+            ..req("ben", 6)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let got = ids(&reply);
+    assert!(
+        got.iter().any(|t| t.starts_with("violin-")) && got.iter().any(|t| t.starts_with("piano-")),
+        "{got:?}"
+    );
+    assert!(!got.iter().any(|t| t.starts_with("strings-")), "{got:?}");
+
+    let popular = api
+        .rec
+        .recommend(RecommendRequest {
+            strategy: "popular".into(),
+            ..req("ben", 2)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        ids(&popular)
+            .iter()
+            .all(|t| ["violin-0", "piano-0", "violin-1", "piano-1"].contains(t)),
+        "{:?}",
+        ids(&popular)
+    );
+}
+
+#[tokio::test]
+async fn filters_and_diversity_shape_the_list() {
+    let index = catalogue().await;
+    listener(index.as_ref(), "cy", &[("violin-0", 1.0)]).await;
+    let mut api = api(index, None).await;
+    let filtered = |f: pb::Filter| RecommendRequest {
+        filter: Some(f),
+        ..req("cy", 20)
+    };
+    let solo = api
+        .rec
+        .recommend(filtered(pb::Filter {
+            ensembles: vec!["solo".into()],
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert!(!solo.get_ref().tracks.is_empty());
+    assert!(
+        solo.get_ref()
+            .tracks
+            .iter()
+            .all(|t| t.metadata.as_ref().unwrap().ensemble == "solo")
+    );
+    let two = api
+        .rec
+        .recommend(filtered(pb::Filter {
+            lead_instruments: vec!["piano".into(), "strings".into()],
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(two.get_ref().tracks.len(), 20);
+    assert!(
+        two.get_ref()
+            .tracks
+            .iter()
+            .all(|t| !t.track_id.starts_with("violin"))
+    );
+    let tempo = api
+        .rec
+        .recommend(filtered(pb::Filter {
+            min_tempo_bpm: 100.0,
+            max_tempo_bpm: 120.0,
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert!(
+        tempo
+            .get_ref()
+            .tracks
+            .iter()
+            .all(|t| (100.0..=120.0).contains(&t.metadata.as_ref().unwrap().tempo_bpm))
+    );
+    assert_eq!(
+        tempo.get_ref().tracks.len(),
+        3 * 3,
+        "tempi 100, 110, 120 in each of the 3 clusters (the heard track is at 60)"
+    );
+
+    let plain = api.rec.recommend(req("cy", 5)).await.unwrap().into_inner();
+    let diverse = api
+        .rec
+        .recommend(RecommendRequest {
+            diversity: 0.9,
+            ..req("cy", 5)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(ids(&plain), ids(&diverse));
+    let clusters = |r: &RecommendReply| {
+        r.tracks
+            .iter()
+            .map(|t| t.track_id.split('-').next().unwrap().to_owned())
+            .collect::<BTreeSet<_>>()
+            .len()
+    };
+    assert!(
+        clusters(&diverse) > clusters(&plain),
+        "{:?} vs {:?}",
+        ids(&diverse),
+        ids(&plain)
+    );
+}
+
+#[tokio::test]
+async fn similar_tracks_and_session_continuation() {
+    let index = catalogue().await;
+    listener(index.as_ref(), "dee", &[("piano-5", 1.0)]).await;
+    let mut api = api(index, None).await;
+    let sim = api
+        .rec
+        .similar_tracks(SimilarRequest {
+            track_id: "piano-3".into(),
+            k: 4,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !ids(&sim).contains(&"piano-3") && ids(&sim).iter().all(|t| t.starts_with("piano-")),
+        "{:?}",
+        ids(&sim)
+    );
+    assert_eq!(
+        sim.tracks[0]
+            .explanation
+            .as_ref()
+            .unwrap()
+            .nearest_history_track_id,
+        "piano-3"
+    );
+
+    let cont = ContinueRequest {
+        track_ids: vec!["violin-1".into(), "strings-4".into()],
+        k: 3,
+        user_id: "dee".into(),
+        ..Default::default()
+    };
+    let next = api.rec.continue_session(cont).await.unwrap().into_inner();
+    let got = ids(&next);
+    assert!(
+        got[0].starts_with("strings-"),
+        "the latest track weighs most: {got:?}"
+    );
+    assert!(
+        !got.contains(&"violin-1") && !got.contains(&"strings-4") && !got.contains(&"piano-5"),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_bad_request_gets_the_right_code_and_a_sentence() {
+    let index = catalogue().await;
+    listener(index.as_ref(), "eve", &[("violin-0", 1.0)]).await;
+    listener(index.as_ref(), "skipper", &[("violin-0", 0.1)]).await;
+    let mut api = api(index, None).await;
+    let cases: Vec<(RecommendRequest, Code, &str)> = vec![
+        (req("nobody", 5), Code::NotFound, "unknown user `nobody`"),
+        (req("bad id!", 5), Code::InvalidArgument, "user id"),
+        (req("eve", 21), Code::InvalidArgument, "more than the 20"),
+        (
+            RecommendRequest {
+                strategy: "magic".into(),
+                ..req("eve", 5)
+            },
+            Code::InvalidArgument,
+            "known: knn, multicentroid, popular",
+        ),
+        (
+            RecommendRequest {
+                diversity: 1.5,
+                ..req("eve", 5)
+            },
+            Code::InvalidArgument,
+            "diversity 1.5",
+        ),
+        (
+            RecommendRequest {
+                diversity: f32::NAN,
+                ..req("eve", 5)
+            },
+            Code::InvalidArgument,
+            "diversity",
+        ),
+        (req("skipper", 5), Code::FailedPrecondition, "only skipped"),
+        (
+            RecommendRequest {
+                filter: Some(pb::Filter {
+                    min_tempo_bpm: 120.0,
+                    max_tempo_bpm: 60.0,
+                    ..Default::default()
+                }),
+                ..req("eve", 5)
+            },
+            Code::InvalidArgument,
+            "above max_tempo_bpm",
+        ),
+    ];
+    for (r, code, want) in cases {
+        let err = api.rec.recommend(r).await.unwrap_err();
+        assert_eq!(err.code(), code, "{err:?}");
+        assert!(
+            err.message().contains(want),
+            "{:?} should mention {want:?}",
+            err.message()
+        );
+    }
+    let err = api
+        .rec
+        .similar_tracks(SimilarRequest {
+            track_id: "ghost".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::NotFound, "unknown track id `ghost`")
+    );
+    let err = api
+        .rec
+        .continue_session(ContinueRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = api
+        .rec
+        .continue_session(ContinueRequest {
+            track_ids: vec!["violin-0".into(), "ghost".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("`ghost`"), "{err:?}");
+    let err = api
+        .cat
+        .get_track(GetTrackRequest {
+            track_id: "ghost".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = api
+        .cat
+        .list_tracks(ListTracksRequest {
+            page_size: 10,
+            page_token: "abc".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn catalogue_reads_page_through_everything_and_show_user_state() {
+    let index = catalogue().await;
+    listener(
+        index.as_ref(),
+        "fay",
+        &[("violin-0", 1.0), ("violin-0", 1.0), ("piano-1", 0.1)],
+    )
+    .await;
+    let mut api = api(index, None).await;
+    let mut seen = BTreeSet::new();
+    let mut token = String::new();
+    loop {
+        let page = api
+            .cat
+            .list_tracks(ListTracksRequest {
+                page_size: 7,
+                page_token: token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.tracks.len() <= 7);
+        seen.extend(page.tracks.into_iter().map(|t| t.track_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen.len(), 30);
+    let t = api
+        .cat
+        .get_track(GetTrackRequest {
+            track_id: "piano-2".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            t.metadata.unwrap().composer.as_str(),
+            t.top_tags[0].tag.as_str()
+        ),
+        ("Chopin", "piano")
+    );
+    let s = api
+        .cat
+        .get_user_state(GetUserStateRequest {
+            user_id: "fay".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (s.listen_count, s.skip_count, s.play_counts["violin-0"]),
+        (3, 1, 2)
+    );
+    assert_eq!(s.recent_track_ids, ["violin-0", "violin-0", "piano-1"]);
+    assert_eq!(s.profile_dims as usize, DIM);
+}
+
+#[tokio::test]
+async fn a_token_guards_the_api_but_not_health_and_reflection_lists_the_services() {
+    let index = catalogue().await;
+    let mut api = api(index, Some("s3cret")).await;
+    let err = api.rec.recommend(req("anyone", 5)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let channel = Channel::from_shared(format!("http://{}", api.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let ok = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.into_inner().status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("{reply:?}")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "cadenza.v1.Recommender",
+        "cadenza.v1.Catalog",
+        "cadenza.v1.Ingest",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+}
