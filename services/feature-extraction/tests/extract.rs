@@ -113,7 +113,12 @@ async fn embeds_real_audio_and_dead_letters_what_it_cannot() {
         .await
         .unwrap();
     // Cosine collections store the vector normalised: same direction.
-    let dot: f32 = stored[0].vector.iter().zip(&e.vector).map(|(a, b)| a * b).sum();
+    let dot: f32 = stored[0]
+        .vector
+        .iter()
+        .zip(&e.vector)
+        .map(|(a, b)| a * b)
+        .sum();
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!((dot / (norm(&stored[0].vector) * norm(&e.vector)) - 1.0).abs() < 1e-5);
     assert_eq!(stored[0].payload["composer"], "Bach");
