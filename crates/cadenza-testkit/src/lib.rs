@@ -47,13 +47,16 @@ pub enum Error {
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The repository root, found from this crate's manifest dir at compile time so tests of any
-/// crate can call the scripts without knowing where they run from.
+/// The repository root, so tests of any crate can call the scripts without knowing where they
+/// run from: from the running test's `CARGO_MANIFEST_DIR` (every crate sits two levels down),
+/// else from this crate's manifest dir at compile time. Run time first: a build cache shared
+/// between checkouts may hand this crate over compiled in another one.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+    let has_scripts = |p: &Path| p.join("scripts/kafka.sh").is_file();
+    let runtime = std::env::var_os("CARGO_MANIFEST_DIR").map(|d| PathBuf::from(d).join("../.."));
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = runtime.filter(|p| has_scripts(p)).unwrap_or(compiled);
+    root.canonicalize().unwrap_or(root)
 }
 
 /// A single-node Kafka broker on `127.0.0.1`, on free ports, with its own temporary data dir.

@@ -6,7 +6,7 @@ use cadenza_core::StateConfig;
 use cadenza_session_aggregation::Aggregator;
 use cadenza_svc::catalog::{tracks_spec, users_spec};
 use cadenza_svc::wiring::{BusArgs, IndexArgs};
-use cadenza_svc::{Shutdown, TelemetryArgs, materialise, metrics};
+use cadenza_svc::{Shutdown, TelemetryArgs, health, materialise, metrics};
 use clap::Parser;
 
 /// Consumes listen events and keeps every listener's state in the index.
@@ -26,6 +26,9 @@ struct Args {
         default_value = "data/session-aggregation"
     )]
     data_dir: PathBuf,
+    /// gRPC health address (probes).
+    #[arg(long, env = "CADENZA_GRPC_ADDR", default_value = "0.0.0.0:50051")]
+    grpc_addr: std::net::SocketAddr,
     /// Prometheus metrics address.
     #[arg(long, env = "CADENZA_METRICS_ADDR", default_value = "0.0.0.0:9090")]
     metrics_addr: std::net::SocketAddr,
@@ -45,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     shutdown.on_signals();
     metrics::serve(args.metrics_addr, shutdown.clone()).await?;
+    health::serve(args.grpc_addr, shutdown.clone()).await?;
     let bus = args
         .bus
         .connect("cadenza-session-aggregation", &args.data_dir)

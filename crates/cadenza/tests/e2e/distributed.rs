@@ -1,0 +1,311 @@
+//! The four services as four processes over a real Apache Kafka broker (KRaft, jars from Maven
+//! Central, started by the test kit), each consumer with its own qdrant-edge index fed from
+//! the topics. Uploads become recommendable, bad input is refused or dead-lettered without
+//! touching anything else, and session aggregation killed with SIGKILL mid-stream loses no
+//! listen and counts none twice.
+
+use std::time::{Duration, Instant};
+
+use cadenza_bus::{
+    DEAD_LETTER_TOPIC, EventBus, HEADER_REASON, HEADER_STAGE, KafkaBus, KafkaConfig, StartFrom,
+    SubscribeOpts,
+};
+use cadenza_proto::v1::{
+    GetTrackRequest, GetUserStateRequest, ListenBatch, ListenRequest, RecommendRequest,
+    TrackMetadata,
+};
+use tonic::Code;
+
+use super::*;
+
+fn listen(user: &str, track: &str, i: i64) -> ListenRequest {
+    ListenRequest {
+        user_id: user.into(),
+        track_id: track.into(),
+        timestamp_ms: now_ms() - 3_600_000 + i * 1000,
+        play_fraction: 1.0,
+        skipped: false,
+        event_id: format!("{user}-{i}"),
+        session_hint: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_services_over_kafka() {
+    if std::env::var_os("CADENZA_SKIP_KAFKA").is_some() {
+        eprintln!("SKIPPED: distributed end-to-end test (CADENZA_SKIP_KAFKA is set)");
+        return;
+    }
+    let broker = cadenza_testkit::KafkaBroker::start().expect("Apache Kafka broker");
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = dir.path().join("blobs").display().to_string();
+    let (ingest_addr, ranking_addr) = (free_addr(), free_addr());
+    let common = |data: &str, grpc: SocketAddr| {
+        vec![
+            ("CADENZA_KAFKA_BROKERS", broker.bootstrap()),
+            ("CADENZA_TOPIC_PARTITIONS", "3".to_owned()),
+            ("CADENZA_INSTANCE_ID", "e2e".to_owned()),
+            (
+                "CADENZA_DATA_DIR",
+                dir.path().join(data).display().to_string(),
+            ),
+            ("CADENZA_BLOB_DIR", blobs.clone()),
+            ("CADENZA_GRPC_ADDR", grpc.to_string()),
+            ("CADENZA_METRICS_ADDR", free_addr().to_string()),
+            ("CADENZA_MODEL_THREADS", "1".to_owned()),
+        ]
+    };
+    let log = |n: &str| dir.path().join(format!("{n}.log"));
+    let ingest = Proc::start(
+        "ingest",
+        binary("cadenza-ingest"),
+        &[],
+        &common("ingest", ingest_addr),
+        log("ingest"),
+    );
+    let fe_addr = free_addr();
+    let fe = Proc::start(
+        "feature-extraction",
+        binary("cadenza-feature-extraction"),
+        &[],
+        &common("fe", fe_addr),
+        log("fe"),
+    );
+    let sa_addr = free_addr();
+    let mut sa = Proc::start(
+        "session-aggregation",
+        binary("cadenza-session-aggregation"),
+        &[],
+        &common("sa", sa_addr),
+        log("sa"),
+    );
+    let ranking = Proc::start(
+        "ranking",
+        binary("cadenza-ranking"),
+        &[],
+        &common("ranking", ranking_addr),
+        log("ranking"),
+    );
+    let procs = [&ingest, &fe, &sa, &ranking];
+    let mut api = Clients::new(
+        ready(ingest_addr, &procs).await,
+        ready(ranking_addr, &procs).await,
+    );
+    ready(fe_addr, &procs).await;
+    ready(sa_addr, &procs).await;
+
+    // Uploads: each becomes visible to ranking (through Kafka and its own index).
+    let clips = corpus(6);
+    let mut ids = Vec::new();
+    let mut freshness = Vec::new();
+    for (path, meta) in &clips {
+        let t0 = Instant::now();
+        let r = upload(&mut api.ingest, std::fs::read(path).unwrap(), meta.clone())
+            .await
+            .unwrap();
+        assert_eq!(r.track_id, meta.external_id);
+        let mut cat = api.cat.clone();
+        let id = r.track_id.clone();
+        eventually(60, &format!("track {id} recommendable"), &procs, || {
+            let (mut cat, id) = (cat.clone(), id.clone());
+            async move { cat.get_track(GetTrackRequest { track_id: id }).await.ok() }
+        })
+        .await;
+        cat.get_track(GetTrackRequest {
+            track_id: r.track_id.clone(),
+        })
+        .await
+        .unwrap();
+        freshness.push(t0.elapsed());
+        ids.push(r.track_id);
+    }
+    eprintln!("upload → recommendable (distributed, Kafka, per-process indexes): {freshness:?}");
+
+    // Bad uploads are refused and nothing else changes.
+    let err = upload(
+        &mut api.ingest,
+        b"RIFF\x00\x00 not really a wav".to_vec(),
+        TrackMetadata {
+            filename: "bad.wav".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().contains("bad.wav: not usable audio"),
+        "{err:?}"
+    );
+
+    // Listens; an unknown track is refused (and dead-lettered); a malformed event written
+    // straight to the topic is dead-lettered by session aggregation.
+    let batch = ListenBatch {
+        listens: vec![
+            listen("ana", &ids[0], 0),
+            listen("ana", &ids[1], 1),
+            listen("ana", "no-such-track", 2),
+        ],
+    };
+    let ack = api.ingest.record_listens(batch).await.unwrap().into_inner();
+    assert_eq!((ack.accepted, ack.rejected), (2, 1));
+    assert!(
+        ack.items[2]
+            .reason
+            .contains("unknown track id `no-such-track`"),
+        "{ack:?}"
+    );
+    let bus = KafkaBus::new(KafkaConfig::new(broker.bootstrap())).unwrap();
+    bus.publish(
+        cadenza_proto::topics::LISTEN,
+        b"ana",
+        b"\xff\xfe garbage".to_vec(),
+        vec![],
+    )
+    .await
+    .unwrap();
+    let ack = api
+        .ingest
+        .record_listens(ListenBatch {
+            listens: vec![listen("ana", &ids[2], 3)],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ack.accepted, 1);
+
+    let state = |want: u64| {
+        let cat = api.cat.clone();
+        move || {
+            let mut cat = cat.clone();
+            async move {
+                let s = cat
+                    .get_user_state(GetUserStateRequest {
+                        user_id: "ana".into(),
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (s.listen_count == want).then_some(s)
+            }
+        }
+    };
+    let s = eventually(60, "3 listens of ana aggregated", &procs, state(3)).await;
+    assert_eq!(s.recent_track_ids, ids[..3]);
+
+    let mut dlq = bus
+        .subscribe(
+            "e2e-dlq-probe",
+            &[DEAD_LETTER_TOPIC],
+            SubscribeOpts {
+                from: StartFrom::Earliest,
+            },
+        )
+        .await
+        .unwrap();
+    let mut stages = Vec::new();
+    while stages.len() < 2 {
+        let m = tokio::time::timeout(Duration::from_secs(30), dlq.next())
+            .await
+            .expect("dead letters")
+            .unwrap();
+        let h = |k| String::from_utf8_lossy(m.header(k).unwrap_or_default()).into_owned();
+        stages.push((h(HEADER_STAGE), h(HEADER_REASON)));
+    }
+    stages.sort();
+    assert_eq!(stages[0].0, "ingest");
+    assert!(stages[0].1.contains("no-such-track"), "{stages:?}");
+    assert_eq!(stages[1].0, "session-aggregation");
+    assert!(
+        stages[1].1.contains("not a ListenRecorded protobuf"),
+        "{stages:?}"
+    );
+
+    // Recommendations leave out what ana heard and explain themselves.
+    let rec = api
+        .rec
+        .recommend(RecommendRequest {
+            user_id: "ana".into(),
+            k: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rec.tracks.len(), 3);
+    for t in &rec.tracks {
+        assert!(
+            !ids[..3].contains(&t.track_id),
+            "{:?} was heard",
+            t.track_id
+        );
+        assert!(ids[3..].contains(&t.track_id));
+        assert!(
+            t.explanation
+                .as_ref()
+                .unwrap()
+                .text
+                .starts_with("because you listened to"),
+            "{t:?}"
+        );
+    }
+
+    // SIGKILL session aggregation between two bursts: nothing lost, nothing counted twice.
+    let burst = |from: i64| ListenBatch {
+        listens: (from..from + 10)
+            .map(|i| listen("ana", &ids[(i % 6) as usize], i))
+            .collect(),
+    };
+    assert_eq!(
+        api.ingest
+            .record_listens(burst(10))
+            .await
+            .unwrap()
+            .into_inner()
+            .accepted,
+        10
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sa.kill9();
+    assert_eq!(
+        api.ingest
+            .record_listens(burst(20))
+            .await
+            .unwrap()
+            .into_inner()
+            .accepted,
+        10
+    );
+    sa.restart();
+    let procs = [&ingest, &fe, &sa, &ranking];
+    eventually(
+        90,
+        "all 23 listens aggregated after the SIGKILL",
+        &procs,
+        state(23),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = api
+        .cat
+        .get_user_state(GetUserStateRequest {
+            user_id: "ana".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.listen_count, 23, "a redelivered listen was counted twice");
+    assert_eq!(s.play_counts.values().sum::<u32>(), 23);
+
+    // Graceful shutdown: every process exits 0 on SIGTERM.
+    let (mut ingest, mut fe, mut ranking) = (ingest, fe, ranking);
+    for p in [&mut ingest, &mut fe, &mut sa, &mut ranking] {
+        let status = p.terminate();
+        assert!(
+            status.success(),
+            "{} exited with {status}\n{}",
+            p.name,
+            p.tail()
+        );
+    }
+}
