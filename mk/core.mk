@@ -8,19 +8,19 @@ setup: ## install what cadenza needs (project .venv with onnxruntime); idempoten
 build: setup ## build every binary (release)
 	$(CARGO) build --release --workspace --bins
 
-run: setup ## the main job on embedded defaults: build, make the tiny corpus, embed it
+run: setup ## the main job on embedded defaults: build, make the tiny corpus, run the whole system on it (cadenza demo)
 	$(CARGO) build --release -p cadenza
 	$(MAKE) --no-print-directory corpus PRESET=tiny
-	mkdir -p data/out
-	$(CADENZA_BIN) embed data/corpus/tiny/audio --output data/out/tiny-embeddings.jsonl
-	@echo "embeddings written to data/out/tiny-embeddings.jsonl ($$(wc -l < data/out/tiny-embeddings.jsonl) tracks)"
+	$(CADENZA_BIN) --log warn demo data/corpus/tiny
 
 test: setup ## the whole test suite: what CI runs (.ci/run)
 	$(MAKE) --no-print-directory corpus PRESET=tiny
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) build --workspace --bins
 	CADENZA_CORPUS_REQUIRED=1 $(CARGO) test --workspace --no-fail-fast
 	$(MAKE) --no-print-directory corpus-test PRESET=tiny
+	$(MAKE) --no-print-directory deploy-check
 
 fmt: ## format the Rust code
 	$(CARGO) fmt --all
