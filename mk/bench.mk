@@ -8,3 +8,10 @@ bench-embed: setup export-venv ## embed throughput (x realtime, stage split) vs 
 	$(CARGO) bench -p cadenza-model --bench embed -- $(abspath $(BENCH_CLIPS)) --reference $(EXPORT_PY)
 
 .PHONY: bench-embed
+
+bench-freshness: setup ## listen→recommendation and upload→SimilarTracks latency, embedded and over Kafka (release binaries)
+	@test -d data/corpus/tiny/audio || $(MAKE) --no-print-directory corpus PRESET=tiny
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) bench -p cadenza --bench freshness -- $(FRESHNESS_ARGS)
+
+.PHONY: bench-freshness

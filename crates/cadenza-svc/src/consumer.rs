@@ -49,6 +49,11 @@ where
         "events sent to the dead-letter topic",
         &["stage", "reason"],
     );
+    let lag_gauge = metrics::gauge(
+        "consumer_lag",
+        "events published but not yet processed, by consumer group and topic",
+        &["group", "topic"],
+    );
     let mut sub = bus
         .subscribe(group, topics, SubscribeOpts::default())
         .await?;
@@ -92,6 +97,9 @@ where
             }
         }
         sub.commit(&msg).await?;
+        if let Some(lag) = sub.lag() {
+            lag_gauge.with_label_values(&[group, &msg.topic]).set(lag);
+        }
     }
     sub.close().await?;
     tracing::info!(group, "consumer stopped, offsets committed");

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -33,6 +33,23 @@ pub fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
             let _ = registry().register(Box::new(c.clone()));
             c
+        })
+        .clone()
+}
+
+/// A gauge family registered once.
+pub fn gauge(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    static FAMILIES: OnceLock<std::sync::Mutex<std::collections::HashMap<String, IntGaugeVec>>> =
+        OnceLock::new();
+    let mut map = FAMILIES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    map.entry(name.to_owned())
+        .or_insert_with(|| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge");
+            let _ = registry().register(Box::new(g.clone()));
+            g
         })
         .clone()
 }

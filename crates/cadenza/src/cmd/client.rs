@@ -127,44 +127,106 @@ pub async fn upload(
         .into_inner())
 }
 
-/// Metadata of a corpus catalogue (`catalogue.jsonl`), by audio file name.
+/// Columns that become [`TrackMetadata`] fields; any other column goes to `extra`.
+const KNOWN: [&str; 14] = [
+    "track_id",
+    "id",
+    "external_id",
+    "title",
+    "composer",
+    "era",
+    "ensemble",
+    "lead_instrument",
+    "tempo_bpm",
+    "key",
+    "work_id",
+    "audio_path",
+    "filename",
+    "path",
+];
+
+/// One catalogue record as metadata, and the file name it describes.
+fn record_meta(
+    get: &dyn Fn(&str) -> Option<String>,
+    columns: &[String],
+) -> (String, TrackMetadata) {
+    let first = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| get(k).filter(|v| !v.is_empty()))
+            .unwrap_or_default()
+    };
+    let file = Path::new(&first(&["audio_path", "filename", "file", "path"]))
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let extra = columns
+        .iter()
+        .filter(|c| !KNOWN.contains(&c.as_str()))
+        .filter_map(|c| Some((c.clone(), get(c).filter(|v| !v.is_empty())?)))
+        .collect();
+    let meta = TrackMetadata {
+        external_id: first(&["track_id", "external_id", "id"]),
+        title: first(&["title"]),
+        composer: first(&["composer"]),
+        era: first(&["era"]),
+        ensemble: first(&["ensemble"]),
+        lead_instrument: first(&["lead_instrument"]),
+        tempo_bpm: first(&["tempo_bpm"]).parse().unwrap_or(0.0),
+        key: first(&["key"]),
+        work_id: first(&["work_id"]),
+        filename: file.clone(),
+        extra,
+    };
+    (file, meta)
+}
+
+/// Metadata of a catalogue, by audio file name: a CSV with a header row, or JSON lines (as
+/// `make corpus` writes both). The file is named by `audio_path`, `filename`, `file` or `path`;
+/// `track_id`/`external_id`/`id` becomes the track id; other known columns fill the metadata
+/// and the rest is kept as `extra`.
 pub fn read_catalogue(path: &Path) -> anyhow::Result<HashMap<String, TrackMetadata>> {
+    let mut out = HashMap::new();
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        let mut reader = csv::Reader::from_path(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let columns: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
+        for (i, row) in reader.records().enumerate() {
+            let row = row.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
+            let get = |k: &str| {
+                columns
+                    .iter()
+                    .position(|c| c == k)
+                    .and_then(|p| row.get(p))
+                    .map(str::to_owned)
+            };
+            let (file, meta) = record_meta(&get, &columns);
+            out.insert(file, meta);
+        }
+        return Ok(out);
+    }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut out = HashMap::new();
     for (i, line) in text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
-        let s = |k: &str| {
-            v.get(k)
-                .and_then(|x| x.as_str())
-                .unwrap_or_default()
-                .to_owned()
+        let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a JSON object", path.display(), i + 1))?;
+        let columns: Vec<String> = v.keys().cloned().collect();
+        let get = |k: &str| {
+            v.get(k).and_then(|x| match x {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                serde_json::Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            })
         };
-        let file = Path::new(&s("audio_path"))
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        out.insert(
-            file.clone(),
-            TrackMetadata {
-                external_id: s("track_id"),
-                title: s("title"),
-                composer: s("composer"),
-                era: s("era"),
-                ensemble: s("ensemble"),
-                lead_instrument: s("lead_instrument"),
-                tempo_bpm: v.get("tempo_bpm").and_then(|x| x.as_f64()).unwrap_or(0.0) as f32,
-                key: s("key"),
-                work_id: s("work_id"),
-                filename: file,
-                extra: HashMap::new(),
-            },
-        );
+        let (file, meta) = record_meta(&get, &columns);
+        out.insert(file, meta);
     }
     Ok(out)
 }
@@ -202,16 +264,18 @@ pub struct IngestArgs {
     /// Audio files or folders to upload.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// A corpus `catalogue.jsonl` giving each file's metadata (matched by file name).
-    #[arg(long)]
-    pub catalogue: Option<PathBuf>,
+    /// A catalogue giving each file's metadata, matched by file name: CSV with a header row
+    /// (columns such as filename, track_id, title, composer, era, ensemble, lead_instrument,
+    /// tempo_bpm, key; others are kept as extra) or JSON lines (`make corpus` writes both).
+    #[arg(long, visible_alias = "catalogue")]
+    pub metadata: Option<PathBuf>,
 }
 
 pub fn ingest(args: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let mut clients = args.client.connect().await?;
-        let catalogue = match &args.catalogue {
+        let catalogue = match &args.metadata {
             Some(c) => read_catalogue(c)?,
             None => HashMap::new(),
         };
@@ -366,6 +430,7 @@ pub struct SimilarArgs {
     #[command(flatten)]
     pub client: ClientArgs,
     /// The seed track.
+    #[arg(long)]
     pub track: String,
     #[arg(short, long, default_value_t = 10)]
     pub k: u32,

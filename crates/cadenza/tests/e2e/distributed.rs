@@ -4,6 +4,7 @@
 //! touching anything else, and session aggregation killed with SIGKILL mid-stream loses no
 //! listen and counts none twice.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use cadenza_bus::{
@@ -95,10 +96,10 @@ async fn four_services_over_kafka() {
     ready(sa_addr, &procs).await;
 
     // Uploads: each becomes visible to ranking (through Kafka and its own index).
-    let clips = corpus(6);
+    let clips = corpus(usize::MAX);
     let mut ids = Vec::new();
     let mut freshness = Vec::new();
-    for (path, meta) in &clips {
+    for (path, meta) in &clips[..6] {
         let t0 = Instant::now();
         let r = upload(&mut api.ingest, std::fs::read(path).unwrap(), meta.clone())
             .await
@@ -120,6 +121,13 @@ async fn four_services_over_kafka() {
         ids.push(r.track_id);
     }
     eprintln!("upload → recommendable (distributed, Kafka, per-process indexes): {freshness:?}");
+    for (path, meta) in &clips[6..] {
+        upload(&mut api.ingest, std::fs::read(path).unwrap(), meta.clone())
+            .await
+            .unwrap();
+    }
+    wait_tracks(&api, clips.len(), &procs).await;
+    two_tastes(&mut api, &clips, &procs).await;
 
     // Bad uploads are refused and nothing else changes.
     let err = upload(
@@ -239,7 +247,6 @@ async fn four_services_over_kafka() {
             "{:?} was heard",
             t.track_id
         );
-        assert!(ids[3..].contains(&t.track_id));
         assert!(
             t.explanation
                 .as_ref()
