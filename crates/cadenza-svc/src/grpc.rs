@@ -141,14 +141,39 @@ pub async fn serve(
     Ok(addr)
 }
 
-/// Runs one handler, counting it in `cadenza_grpc_requests_total{method,code}` and timing it
-/// in `cadenza_grpc_request_duration_seconds{method}`; failures are logged with their code.
-pub async fn observe<T, F>(method: &'static str, handler: F) -> Result<Response<T>, Status>
+/// The server span of one call: named after the method, and the child of the caller's span
+/// when the request carries W3C `traceparent` metadata — so one trace runs from the client
+/// through this call into the events it publishes (their headers carry this span's context)
+/// and on into the consumers.
+pub fn server_span(method: &'static str, metadata: &tonic::metadata::MetadataMap) -> tracing::Span {
+    let span = tracing::info_span!("grpc", rpc.method = method, otel.kind = "server");
+    let headers: Vec<(String, Vec<u8>)> = ["traceparent", "tracestate"]
+        .into_iter()
+        .filter_map(|k| {
+            metadata
+                .get(k)
+                .map(|v| (k.to_owned(), v.as_bytes().to_vec()))
+        })
+        .collect();
+    crate::propagation::set_parent(&span, &headers);
+    span
+}
+
+/// Runs one handler inside `span` (see [`server_span`]), counting it in
+/// `cadenza_grpc_requests_total{method,code}` and timing it in
+/// `cadenza_grpc_request_duration_seconds{method}`; failures are logged with their code.
+pub async fn observe<T, F>(
+    span: tracing::Span,
+    method: &'static str,
+    handler: F,
+) -> Result<Response<T>, Status>
 where
     F: Future<Output = Result<Response<T>, Status>>,
 {
+    use tracing::Instrument;
     let t0 = Instant::now();
-    let out = handler.await;
+    let out = handler.instrument(span.clone()).await;
+    let _entered = span.enter();
     let code = match &out {
         Ok(_) => tonic::Code::Ok,
         Err(s) => s.code(),
@@ -238,6 +263,41 @@ mod tests {
             r.metadata_mut().insert("authorization", a.parse().unwrap());
         }
         r
+    }
+
+    /// gRPC caller → this call's span → the headers of the events it publishes: one trace.
+    #[test]
+    fn the_callers_trace_continues_into_published_event_headers() {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let trace = "0af7651916cd43dd8448eb211c80319c";
+            let mut md = tonic::metadata::MetadataMap::new();
+            md.insert(
+                "traceparent",
+                format!("00-{trace}-b7ad6b7169203331-01").parse().unwrap(),
+            );
+            let span = server_span("RecordListen", &md);
+            let headers = span.in_scope(crate::propagation::inject_current);
+            let tp = headers
+                .iter()
+                .find(|(k, _)| k == "traceparent")
+                .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+                .expect("a traceparent header");
+            assert!(tp.contains(trace), "{tp}");
+            assert!(
+                !tp.contains("b7ad6b7169203331"),
+                "the event's parent is this call's span: {tp}"
+            );
+
+            // Without caller metadata the call starts a trace of its own.
+            let own = server_span("RecordListen", &tonic::metadata::MetadataMap::new())
+                .in_scope(crate::propagation::inject_current);
+            assert!(own.iter().any(|(k, v)| k == "traceparent" && !String::from_utf8_lossy(v).contains(trace)));
+        });
     }
 
     #[test]

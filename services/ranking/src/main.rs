@@ -30,15 +30,49 @@ struct Args {
     /// Width of the track vectors (the embedding model's layer).
     #[arg(long, env = "CADENZA_EMBEDDING_DIM", default_value_t = 200)]
     dim: usize,
-    /// Embedding model name reported with every reply.
-    #[arg(long, env = "CADENZA_MODEL", default_value = "MTT_musicnn")]
-    model: String,
+    /// Embedding model (and version) behind the vectors, reported with every reply.
+    #[arg(
+        long,
+        alias = "model",
+        env = "CADENZA_MODEL",
+        default_value = "MTT_musicnn"
+    )]
+    model_version: String,
     /// Most tracks one request may ask for.
     #[arg(long, env = "CADENZA_MAX_K", default_value_t = 100)]
     max_k: usize,
-    /// Name of this replica: its own consumer groups when it keeps a local index.
-    #[arg(long, env = "CADENZA_INSTANCE_ID", default_value = "local")]
-    instance_id: String,
+    /// Neighbours fetched per query vector before diversifying or merging taste centroids.
+    #[arg(long, env = "CADENZA_CANDIDATE_POOL", default_value_t = 200)]
+    candidate_pool: usize,
+    /// Name of this replica, used for its own consumer groups when it keeps a local index, so
+    /// every replica reads every event [default: $HOSTNAME, else "local"].
+    #[arg(long, env = "CADENZA_INSTANCE_ID")]
+    instance_id: Option<String>,
+}
+
+impl Args {
+    /// Settings of this service that are wrong whatever else is configured.
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (flag, value) in [
+            ("--dim", self.dim),
+            ("--max-k", self.max_k),
+            ("--candidate-pool", self.candidate_pool),
+        ] {
+            if value == 0 {
+                out.push(format!("{flag}: must be at least 1"));
+            }
+        }
+        out
+    }
+
+    fn instance_id(&self) -> String {
+        self.instance_id
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "local".to_owned())
+    }
 }
 
 #[tokio::main]
@@ -47,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let _guard = cadenza_svc::telemetry::init("ranking", &args.telemetry);
     let mut problems = args.bus.problems();
     problems.extend(args.server.problems());
+    problems.extend(args.problems());
     cadenza_svc::wiring::exit_on_problems(problems);
     let shutdown = Shutdown::new();
     shutdown.on_signals();
@@ -54,24 +89,25 @@ async fn main() -> anyhow::Result<()> {
     let index = args.index.open(&args.data_dir).await?;
     index.ensure_collection(&tracks_spec(args.dim)).await?;
     index.ensure_collection(&users_spec(args.dim)).await?;
+    let mut materialisers = Vec::new();
     if !args.index.is_shared() {
         // This replica's own index: every replica reads every event (its own groups).
         let bus = args.bus.connect("cadenza-ranking", &args.data_dir).await?;
         bus.ensure_topics(&cadenza_svc::wiring::topic_specs(args.bus.topic_partitions))
             .await?;
+        let instance = args.instance_id();
         let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-        let tracks = leak(format!("cadenza-ranking-tracks-{}", args.instance_id));
-        let users = leak(format!("cadenza-ranking-users-{}", args.instance_id));
-        tokio::spawn(materialise::tracks(
-            bus.clone(),
-            index.clone(),
-            tracks,
+        let tracks = leak(format!("cadenza-ranking-tracks-{instance}"));
+        let users = leak(format!("cadenza-ranking-users-{instance}"));
+        tracing::info!(tracks, users, "materialising this replica's index");
+        materialisers.push(supervise(
+            "tracks",
+            materialise::tracks(bus.clone(), index.clone(), tracks, shutdown.clone()),
             shutdown.clone(),
         ));
-        tokio::spawn(materialise::users(
-            bus,
-            index.clone(),
-            users,
+        materialisers.push(supervise(
+            "users",
+            materialise::users(bus, index.clone(), users, shutdown.clone()),
             shutdown.clone(),
         ));
     }
@@ -79,7 +115,8 @@ async fn main() -> anyhow::Result<()> {
         index,
         RankingOptions {
             max_k: args.max_k,
-            model_version: args.model,
+            model_version: args.model_version.clone(),
+            candidate_pool: args.candidate_pool,
             ..RankingOptions::default()
         },
     );
@@ -90,6 +127,33 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     shutdown.wait().await;
+    let mut failed = false;
+    for m in materialisers {
+        failed |= !matches!(m.await, Ok(true));
+    }
     tracing::info!("ranking stopped");
+    anyhow::ensure!(!failed, "a materialiser failed (logged above)");
     Ok(())
+}
+
+/// Runs a materialiser; if it fails, logs why and stops the process (a replica that no longer
+/// follows the topics would serve an ever staler index). Resolves to whether it ended cleanly.
+fn supervise(
+    name: &'static str,
+    task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    shutdown: Shutdown,
+) -> tokio::task::JoinHandle<bool> {
+    tokio::spawn(async move {
+        match task.await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(
+                    materialiser = name,
+                    "materialiser failed, shutting down: {e:#}"
+                );
+                shutdown.trigger();
+                false
+            }
+        }
+    })
 }

@@ -1,6 +1,8 @@
 //! The recommender and catalogue over real loopback gRPC, on the in-memory reference index:
 //! a 30-track catalogue in three clearly separated clusters, listeners with known tastes.
 
+use std::collections::BTreeSet;
+
 use cadenza_core::{Listen, StateConfig};
 use cadenza_index::MemoryIndex;
 use cadenza_proto::v1::catalog_client::CatalogClient;
@@ -100,16 +102,22 @@ impl Drop for Api {
 }
 
 async fn api(index: Arc<dyn VectorIndex>, token: Option<&str>) -> Api {
+    let options = RankingOptions {
+        max_k: 20,
+        ..RankingOptions::default()
+    };
+    api_with(index, token, options).await
+}
+
+async fn api_with(
+    index: Arc<dyn VectorIndex>,
+    token: Option<&str>,
+    options: RankingOptions,
+) -> Api {
     let mut server = ServerArgs::on("127.0.0.1:0".parse().unwrap());
     server.auth_token = token.map(str::to_owned);
     let shutdown = Shutdown::new();
-    let ranking = Ranking::new(
-        index,
-        RankingOptions {
-            max_k: 20,
-            ..RankingOptions::default()
-        },
-    );
+    let ranking = Ranking::new(index, options);
     let addr = grpc::serve(&server, routes(ranking, &server), shutdown.clone())
         .await
         .unwrap();
@@ -583,4 +591,272 @@ async fn a_token_guards_the_api_but_not_health_and_reflection_lists_the_services
             "{want} missing from {names:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn several_values_of_a_field_are_searched_in_the_index_not_hoped_for_in_a_pool() {
+    let index = catalogue().await;
+    listener(index.as_ref(), "gil", &[("violin-0", 1.0)]).await;
+    // A pool of 3 neighbours of a violin lover holds only violins: filtering it afterwards
+    // would leave nothing. Each value is its own filtered search.
+    let options = RankingOptions {
+        candidate_pool: 3,
+        ..RankingOptions::default()
+    };
+    let mut api = api_with(index, None, options).await;
+    let reply = api
+        .rec
+        .recommend(RecommendRequest {
+            filter: Some(pb::Filter {
+                lead_instruments: vec!["piano".into(), "strings".into()],
+                ensembles: vec!["solo".into(), "orchestra".into()],
+                composers: vec!["Chopin".into()],
+                ..Default::default()
+            }),
+            ..req("gil", 5)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let got = ids(&reply);
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert!(got.iter().all(|t| t.starts_with("piano-")), "{got:?}");
+
+    let diverse = api
+        .rec
+        .recommend(RecommendRequest {
+            filter: Some(pb::Filter {
+                lead_instruments: vec!["piano".into(), "strings".into()],
+                ..Default::default()
+            }),
+            diversity: 0.5,
+            ..req("gil", 4)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(diverse.tracks.len(), 4, "{:?}", ids(&diverse));
+    assert!(ids(&diverse).iter().all(|t| !t.starts_with("violin-")));
+}
+
+#[tokio::test]
+async fn popular_is_the_listeners_own_favourites_most_played_first() {
+    let index = catalogue().await;
+    listener(
+        index.as_ref(),
+        "hal",
+        &[
+            ("piano-4", 1.0),
+            ("violin-2", 1.0),
+            ("piano-4", 1.0),
+            ("strings-1", 0.1),
+            ("piano-4", 1.0),
+            ("violin-2", 1.0),
+            ("violin-7", 1.0),
+        ],
+    )
+    .await;
+    let mut api = api(index, None).await;
+    let popular = |k, filter| RecommendRequest {
+        strategy: "popular".into(),
+        filter,
+        ..req("hal", k)
+    };
+    let reply = api
+        .rec
+        .recommend(popular(10, None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.strategy, "popular");
+    assert_eq!(
+        ids(&reply),
+        ["piano-4", "violin-2", "violin-7"],
+        "skips are not favourites"
+    );
+    let violins = api
+        .rec
+        .recommend(popular(
+            10,
+            Some(pb::Filter {
+                lead_instruments: vec!["violin".into()],
+                ..Default::default()
+            }),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&violins), ["violin-2", "violin-7"]);
+}
+
+#[tokio::test]
+async fn more_bad_requests_name_what_is_wrong() {
+    let index = catalogue().await;
+    listener(index.as_ref(), "ida", &[("violin-0", 1.0)]).await;
+    let mut api = api(index, None).await;
+    let err = api
+        .cat
+        .get_user_state(GetUserStateRequest {
+            user_id: "nobody".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(err.message().contains("no listens recorded yet"), "{err:?}");
+    let err = api
+        .rec
+        .similar_tracks(SimilarRequest {
+            track_id: "violin-1".into(),
+            k: 21,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("20"), "{err:?}");
+    let err = api
+        .rec
+        .similar_tracks(SimilarRequest {
+            track_id: String::new(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let err = api
+        .rec
+        .continue_session(ContinueRequest {
+            track_ids: vec!["violin-0".into(); 501],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("at most 500"), "{err:?}");
+    let err = api
+        .rec
+        .continue_session(ContinueRequest {
+            track_ids: vec!["violin-0".into()],
+            user_id: "bad id!".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    // A listener we know nothing of only means nothing to leave out.
+    let next = api
+        .rec
+        .continue_session(ContinueRequest {
+            track_ids: vec!["violin-0".into()],
+            user_id: "stranger".into(),
+            k: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next.tracks.len(), 3);
+    assert!(!ids(&next).contains(&"violin-0"));
+
+    // Oversized pages are served at the largest size rather than refused.
+    let page = api
+        .cat
+        .list_tracks(ListTracksRequest {
+            page_size: 100_000,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((page.tracks.len(), page.next_page_token.as_str()), (30, ""));
+}
+
+#[tokio::test]
+async fn an_index_that_cannot_answer_is_unavailable_not_a_crash() {
+    // No collections: what a replica sees before its index exists.
+    let index: Arc<dyn VectorIndex> = Arc::new(MemoryIndex::new());
+    let mut api = api(index, None).await;
+    let err = api.rec.recommend(req("ana", 5)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("vector index"), "{err:?}");
+    let err = api
+        .cat
+        .get_track(GetTrackRequest {
+            track_id: "violin-0".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    let err = api
+        .cat
+        .list_tracks(ListTracksRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+}
+
+#[tokio::test]
+async fn odd_inputs_get_answers_and_the_server_stays_up() {
+    let index = catalogue().await;
+    listener(index.as_ref(), "jo", &[("violin-0", 1.0), ("piano-0", 1.0)]).await;
+    let mut api = api(index, None).await;
+    let odd_filters = [
+        pb::Filter {
+            ensembles: vec![String::new(); 40],
+            min_tempo_bpm: f32::MAX,
+            ..Default::default()
+        },
+        pb::Filter {
+            composers: (0..100).map(|i| format!("c{i}")).collect(),
+            eras: vec!["é".repeat(1000)],
+            max_tempo_bpm: 1e-30,
+            ..Default::default()
+        },
+        pb::Filter {
+            min_tempo_bpm: f32::NEG_INFINITY,
+            ..Default::default()
+        },
+    ];
+    for filter in odd_filters {
+        for strategy in ["", "knn", "multicentroid", "popular", "\0", "KNN"] {
+            for diversity in [0.0, 1.0, -0.0, f32::MIN_POSITIVE, f32::INFINITY] {
+                let r = api
+                    .rec
+                    .recommend(RecommendRequest {
+                        user_id: "jo".into(),
+                        k: 20,
+                        strategy: strategy.into(),
+                        diversity,
+                        include_heard: true,
+                        filter: Some(filter.clone()),
+                    })
+                    .await;
+                if let Err(e) = r {
+                    assert_eq!(
+                        e.code(),
+                        Code::InvalidArgument,
+                        "{strategy:?} {diversity}: {e:?}"
+                    );
+                }
+            }
+        }
+        let r = api
+            .rec
+            .continue_session(ContinueRequest {
+                track_ids: vec!["piano-0".into(), "piano-0".into(), "violin-9".into()],
+                k: u32::MAX,
+                diversity: 1.0,
+                user_id: "jo".into(),
+                filter: Some(filter.clone()),
+            })
+            .await;
+        assert_eq!(r.unwrap_err().code(), Code::InvalidArgument);
+        for user in ["", " ", "x".repeat(10_000).as_str(), "jo\n"] {
+            let e = api.rec.recommend(req(user, 1)).await.unwrap_err();
+            assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        }
+    }
+    let ok = api.rec.recommend(req("jo", 3)).await.unwrap().into_inner();
+    assert_eq!(ok.tracks.len(), 3);
 }
