@@ -102,6 +102,19 @@ impl ServerArgs {
     }
 }
 
+/// Accepted connections with `TCP_NODELAY` set: tonic sets it only on listeners it binds
+/// itself, and without it every small response waits ~40 ms for a delayed ACK (Nagle).
+pub fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        conn.set_nodelay(true)?;
+        Ok(conn)
+    })
+}
+
 /// Bind `args.grpc_addr` and serve `routes` plus `grpc.health.v1` and server reflection
 /// until shutdown (readiness turns NOT_SERVING first, so load balancers drain). Returns the
 /// bound address (useful with port 0) once listening; the server runs in a task.
@@ -127,7 +140,7 @@ pub async fn serve(
         builder = builder.tls_config(tls)?;
     }
     let routes = routes.add_service(health).add_service(reflection);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let incoming = crate::grpc::nodelay(listener);
     tokio::spawn(async move {
         let r = builder
             .add_routes(routes)

@@ -44,7 +44,7 @@ pub async fn serve(addr: SocketAddr, shutdown: Shutdown) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let (reporter, service) = reporter().await;
     drain_on_shutdown(reporter, shutdown.clone());
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let incoming = crate::grpc::nodelay(listener);
     tokio::spawn(async move {
         let r = tonic::transport::Server::builder()
             .add_service(service)
