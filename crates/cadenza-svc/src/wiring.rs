@@ -118,6 +118,17 @@ impl IndexArgs {
     }
 }
 
+/// This replica's name, for consumer groups of its own (a process-local index must see every
+/// event, so replicas must not share a group): the configured id, else `$HOSTNAME` (the pod
+/// name in Kubernetes), else `local`.
+pub fn instance_id(configured: Option<&str>) -> String {
+    configured
+        .map(str::to_owned)
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "local".to_owned())
+}
+
 /// Every topic cadenza uses, with `partitions` each.
 pub fn topic_specs(partitions: i32) -> Vec<cadenza_bus::TopicSpec> {
     cadenza_proto::topics::ALL

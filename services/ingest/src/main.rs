@@ -42,9 +42,10 @@ struct Args {
     /// Width of the track vectors (the embedding model's layer).
     #[arg(long, env = "CADENZA_EMBEDDING_DIM", default_value_t = 200)]
     dim: usize,
-    /// Name of this replica, for its own consumer group when it keeps a local index.
-    #[arg(long, env = "CADENZA_INSTANCE_ID", default_value = "local")]
-    instance_id: String,
+    /// Name of this replica, used for its own consumer group when it keeps a local index, so
+    /// every replica reads every event [default: $HOSTNAME, else "local"].
+    #[arg(long, env = "CADENZA_INSTANCE_ID")]
+    instance_id: Option<String>,
 }
 
 #[tokio::main]
@@ -62,14 +63,18 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let index = args.index.open(&args.data_dir).await?;
     index.ensure_collection(&tracks_spec(args.dim)).await?;
+    let mut materialisers = Vec::new();
     if !args.index.is_shared() {
         // Which tracks exist (to refuse listens of unknown ones) comes from the topic.
-        let group = format!("cadenza-ingest-tracks-{}", args.instance_id);
-        let group: &'static str = Box::leak(group.into_boxed_str());
-        tokio::spawn(materialise::tracks(
-            bus.clone(),
-            index.clone(),
-            group,
+        let instance = cadenza_svc::wiring::instance_id(args.instance_id.as_deref());
+        materialisers.push(materialise::supervise(
+            "tracks",
+            materialise::tracks(
+                bus.clone(),
+                index.clone(),
+                format!("cadenza-ingest-tracks-{instance}"),
+                shutdown.clone(),
+            ),
             shutdown.clone(),
         ));
     }
@@ -86,6 +91,8 @@ async fn main() -> anyhow::Result<()> {
     );
     cadenza_svc::grpc::serve(&args.server, service.routes(&args.server), shutdown.clone()).await?;
     shutdown.wait().await;
+    let clean = materialise::all_clean(materialisers).await;
     tracing::info!("ingest stopped");
+    anyhow::ensure!(clean, "a materialiser failed (logged above)");
     Ok(())
 }

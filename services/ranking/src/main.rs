@@ -65,14 +65,6 @@ impl Args {
         }
         out
     }
-
-    fn instance_id(&self) -> String {
-        self.instance_id
-            .clone()
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or_else(|| "local".to_owned())
-    }
 }
 
 #[tokio::main]
@@ -95,17 +87,16 @@ async fn main() -> anyhow::Result<()> {
         let bus = args.bus.connect("cadenza-ranking", &args.data_dir).await?;
         bus.ensure_topics(&cadenza_svc::wiring::topic_specs(args.bus.topic_partitions))
             .await?;
-        let instance = args.instance_id();
-        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-        let tracks = leak(format!("cadenza-ranking-tracks-{instance}"));
-        let users = leak(format!("cadenza-ranking-users-{instance}"));
+        let instance = cadenza_svc::wiring::instance_id(args.instance_id.as_deref());
+        let tracks = format!("cadenza-ranking-tracks-{instance}");
+        let users = format!("cadenza-ranking-users-{instance}");
         tracing::info!(tracks, users, "materialising this replica's index");
-        materialisers.push(supervise(
+        materialisers.push(materialise::supervise(
             "tracks",
             materialise::tracks(bus.clone(), index.clone(), tracks, shutdown.clone()),
             shutdown.clone(),
         ));
-        materialisers.push(supervise(
+        materialisers.push(materialise::supervise(
             "users",
             materialise::users(bus, index.clone(), users, shutdown.clone()),
             shutdown.clone(),
@@ -127,33 +118,8 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     shutdown.wait().await;
-    let mut failed = false;
-    for m in materialisers {
-        failed |= !matches!(m.await, Ok(true));
-    }
+    let clean = materialise::all_clean(materialisers).await;
     tracing::info!("ranking stopped");
-    anyhow::ensure!(!failed, "a materialiser failed (logged above)");
+    anyhow::ensure!(clean, "a materialiser failed (logged above)");
     Ok(())
-}
-
-/// Runs a materialiser; if it fails, logs why and stops the process (a replica that no longer
-/// follows the topics would serve an ever staler index). Resolves to whether it ended cleanly.
-fn supervise(
-    name: &'static str,
-    task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
-    shutdown: Shutdown,
-) -> tokio::task::JoinHandle<bool> {
-    tokio::spawn(async move {
-        match task.await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(
-                    materialiser = name,
-                    "materialiser failed, shutting down: {e:#}"
-                );
-                shutdown.trigger();
-                false
-            }
-        }
-    })
 }

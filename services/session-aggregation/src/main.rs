@@ -38,6 +38,10 @@ struct Args {
     /// Width of the track vectors (the embedding model's layer).
     #[arg(long, env = "CADENZA_EMBEDDING_DIM", default_value_t = 200)]
     dim: usize,
+    /// Name of this replica, used for its own consumer group when it keeps a local index, so
+    /// every replica sees every track [default: $HOSTNAME, else "local"].
+    #[arg(long, env = "CADENZA_INSTANCE_ID")]
+    instance_id: Option<String>,
 }
 
 #[tokio::main]
@@ -58,12 +62,18 @@ async fn main() -> anyhow::Result<()> {
     let index = args.index.open(&args.data_dir).await?;
     index.ensure_collection(&tracks_spec(args.dim)).await?;
     index.ensure_collection(&users_spec(args.dim)).await?;
+    let mut materialisers = Vec::new();
     if !args.index.is_shared() {
-        // Our own index: keep its tracks in step with the topic.
-        tokio::spawn(materialise::tracks(
-            bus.clone(),
-            index.clone(),
-            "cadenza-session-aggregation-tracks",
+        // Our own index: keep its tracks in step with the topic (a group per replica).
+        let instance = cadenza_svc::wiring::instance_id(args.instance_id.as_deref());
+        materialisers.push(materialise::supervise(
+            "tracks",
+            materialise::tracks(
+                bus.clone(),
+                index.clone(),
+                format!("cadenza-session-aggregation-tracks-{instance}"),
+                shutdown.clone(),
+            ),
             shutdown.clone(),
         ));
     }
@@ -72,5 +82,10 @@ async fn main() -> anyhow::Result<()> {
         ..StateConfig::default()
     };
     let agg = Aggregator::new(bus, index, config, args.dim);
-    agg.run(shutdown).await
+    agg.run(shutdown).await?;
+    anyhow::ensure!(
+        materialise::all_clean(materialisers).await,
+        "a materialiser failed (logged above)"
+    );
+    Ok(())
 }
