@@ -20,60 +20,54 @@ pub fn registry() -> &'static Registry {
     R.get_or_init(|| Registry::new_custom(Some("cadenza".into()), None).expect("valid prefix"))
 }
 
-/// A counter family registered once (repeated calls return the same family).
-pub fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    static FAMILIES: OnceLock<std::sync::Mutex<std::collections::HashMap<String, IntCounterVec>>> =
-        OnceLock::new();
-    let mut map = FAMILIES
+type Families<C> = OnceLock<std::sync::Mutex<std::collections::HashMap<String, C>>>;
+
+/// The family `name` from `families`, made and registered on first use (repeated calls
+/// return the same family).
+fn family<C>(families: &'static Families<C>, name: &str, make: impl FnOnce() -> C) -> C
+where
+    C: prometheus::core::Collector + Clone + 'static,
+{
+    let mut map = families
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     map.entry(name.to_owned())
         .or_insert_with(|| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
+            let c = make();
             let _ = registry().register(Box::new(c.clone()));
             c
         })
         .clone()
 }
 
+/// A counter family registered once.
+pub fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    static FAMILIES: Families<IntCounterVec> = OnceLock::new();
+    family(&FAMILIES, name, || {
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter")
+    })
+}
+
 /// A gauge family registered once.
 pub fn gauge(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    static FAMILIES: OnceLock<std::sync::Mutex<std::collections::HashMap<String, IntGaugeVec>>> =
-        OnceLock::new();
-    let mut map = FAMILIES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    map.entry(name.to_owned())
-        .or_insert_with(|| {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge");
-            let _ = registry().register(Box::new(g.clone()));
-            g
-        })
-        .clone()
+    static FAMILIES: Families<IntGaugeVec> = OnceLock::new();
+    family(&FAMILIES, name, || {
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge")
+    })
 }
 
 /// A latency histogram family (seconds) registered once.
 pub fn histogram(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-    static FAMILIES: OnceLock<std::sync::Mutex<std::collections::HashMap<String, HistogramVec>>> =
-        OnceLock::new();
-    let mut map = FAMILIES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    map.entry(name.to_owned())
-        .or_insert_with(|| {
-            let buckets = vec![
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                1.0, 2.5, 5.0, 10.0,
-            ];
-            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
-                .expect("valid histogram");
-            let _ = registry().register(Box::new(h.clone()));
-            h
-        })
-        .clone()
+    static FAMILIES: Families<HistogramVec> = OnceLock::new();
+    family(&FAMILIES, name, || {
+        let buckets = vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            2.5, 5.0, 10.0,
+        ];
+        HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+            .expect("valid histogram")
+    })
 }
 
 /// The registry in Prometheus text format.

@@ -87,6 +87,18 @@ impl ClientArgs {
     }
 }
 
+/// Connect to `client`'s endpoint and run `f` with the clients, on a runtime of its own (the
+/// shape of every client subcommand).
+fn with_clients<F>(client: &ClientArgs, f: F) -> anyhow::Result<std::process::ExitCode>
+where
+    F: AsyncFnOnce(&mut Clients) -> anyhow::Result<std::process::ExitCode>,
+{
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let mut clients = client.connect().await?;
+        f(&mut clients).await
+    })
+}
+
 /// A gRPC failure as a sentence: the server's message is written for people.
 pub fn status(e: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{} ({:?})", e.message(), e.code())
@@ -272,9 +284,7 @@ pub struct IngestArgs {
 }
 
 pub fn ingest(args: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async {
-        let mut clients = args.client.connect().await?;
+    with_clients(&args.client, async |clients| {
         let catalogue = match &args.metadata {
             Some(c) => read_catalogue(c)?,
             None => HashMap::new(),
@@ -291,7 +301,7 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let meta = catalogue.get(&name).cloned().unwrap_or_default();
-            match upload(&mut clients, f, meta).await {
+            match upload(clients, f, meta).await {
                 Ok(r) => bar.println(format!(
                     "{}\t{}{}",
                     r.track_id,
@@ -341,9 +351,7 @@ pub struct ListenArgs {
 }
 
 pub fn listen(args: ListenArgs) -> anyhow::Result<std::process::ExitCode> {
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async {
-        let mut clients = args.client.connect().await?;
+    with_clients(&args.client, async |clients| {
         let n = args.tracks.len() as i64;
         for (i, t) in args.tracks.iter().enumerate() {
             let req = ListenRequest {
@@ -529,9 +537,7 @@ fn clip(s: &str, n: usize) -> String {
 }
 
 pub fn recommend(args: RecommendArgs) -> anyhow::Result<std::process::ExitCode> {
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async {
-        let mut clients = args.client.connect().await?;
+    with_clients(&args.client, async |clients| {
         let reply = clients
             .recommender
             .recommend(RecommendRequest {
@@ -550,9 +556,7 @@ pub fn recommend(args: RecommendArgs) -> anyhow::Result<std::process::ExitCode> 
 }
 
 pub fn similar(args: SimilarArgs) -> anyhow::Result<std::process::ExitCode> {
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async {
-        let mut clients = args.client.connect().await?;
+    with_clients(&args.client, async |clients| {
         let reply = clients
             .recommender
             .similar_tracks(SimilarRequest {
@@ -569,9 +573,7 @@ pub fn similar(args: SimilarArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 pub fn continue_session(args: ContinueArgs) -> anyhow::Result<std::process::ExitCode> {
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async {
-        let mut clients = args.client.connect().await?;
+    with_clients(&args.client, async |clients| {
         let reply = clients
             .recommender
             .continue_session(ContinueRequest {
@@ -589,9 +591,7 @@ pub fn continue_session(args: ContinueArgs) -> anyhow::Result<std::process::Exit
 }
 
 pub fn state(args: StateArgs) -> anyhow::Result<std::process::ExitCode> {
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async {
-        let mut clients = args.client.connect().await?;
+    with_clients(&args.client, async |clients| {
         let s = clients
             .catalog
             .get_user_state(GetUserStateRequest { user_id: args.user })
