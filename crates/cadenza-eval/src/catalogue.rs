@@ -1,10 +1,11 @@
 //! The corpus catalogue (`catalogue.jsonl` written by `make corpus`), read defensively: every
-//! field has a default so a newer or older catalogue still loads.
+//! field has a default so a newer or older catalogue still loads, and `null` (what the corpus
+//! writes for a real recording's score-only fields: tempo, key, dynamics) reads as "unknown".
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{EvalError, Result};
 
@@ -12,45 +13,75 @@ use crate::error::{EvalError, Result};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Track {
+    #[serde(deserialize_with = "nullable")]
     pub track_id: String,
+    #[serde(deserialize_with = "nullable")]
     pub title: String,
+    #[serde(deserialize_with = "nullable")]
     pub work_id: String,
+    #[serde(deserialize_with = "nullable")]
     pub movement: String,
+    #[serde(deserialize_with = "nullable")]
     pub composer: String,
+    #[serde(deserialize_with = "nullable")]
     pub era: String,
+    #[serde(deserialize_with = "nullable")]
     pub ensemble: String,
+    #[serde(deserialize_with = "nullable")]
     pub lead_instrument: String,
-    pub tempo_bpm: f64,
+    /// Rendered tempo; `None` for a recording without a score.
+    pub tempo_bpm: Option<f64>,
+    #[serde(deserialize_with = "nullable")]
     pub tempo_band: String,
+    #[serde(deserialize_with = "nullable")]
     pub key: String,
+    #[serde(deserialize_with = "nullable")]
     pub time_signature: String,
-    pub mean_dynamic: f64,
+    /// Mean MIDI velocity; `None` for a recording without a score.
+    pub mean_dynamic: Option<f64>,
+    #[serde(deserialize_with = "nullable")]
     pub soundfont: String,
+    #[serde(deserialize_with = "nullable")]
     pub collection: String,
+    #[serde(deserialize_with = "nullable")]
     pub duration_s: f64,
+    #[serde(deserialize_with = "nullable")]
     pub audio_path: String,
+    #[serde(deserialize_with = "nullable")]
     pub distractor: bool,
 }
 
+/// A band of a track without the data to say (a real recording has no score tempo).
+pub const UNKNOWN: &str = "unknown";
+
+/// `null` as the type's default.
+fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 impl Track {
-    /// Tempo band from the rendered BPM when the catalogue has none (slow < 72 ≤ moderate < 108).
+    /// Tempo band from the rendered BPM when the catalogue has none (slow < 72 ≤ moderate < 108),
+    /// [`UNKNOWN`] without either.
     pub fn tempo_band(&self) -> &str {
         if !self.tempo_band.is_empty() {
             return &self.tempo_band;
         }
         match self.tempo_bpm {
-            b if b < 72.0 => "slow",
-            b if b < 108.0 => "moderate",
-            _ => "fast",
+            None => UNKNOWN,
+            Some(b) if b < 72.0 => "slow",
+            Some(b) if b < 108.0 => "moderate",
+            Some(_) => "fast",
         }
     }
 
-    /// Dynamics band of the mean MIDI velocity: soft < 70 ≤ medium < 95 ≤ loud.
+    /// Dynamics band of the mean MIDI velocity: soft < 70 ≤ medium < 95 ≤ loud; [`UNKNOWN`]
+    /// without one.
     pub fn dynamics_band(&self) -> &'static str {
         match self.mean_dynamic {
-            v if v < 70.0 => "soft",
-            v if v < 95.0 => "medium",
-            _ => "loud",
+            None => UNKNOWN,
+            Some(v) if v < 70.0 => "soft",
+            Some(v) if v < 95.0 => "medium",
+            Some(_) => "loud",
         }
     }
 
@@ -132,5 +163,34 @@ impl Catalogue {
                 *ids.entry(t.work_key()).or_insert(n)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recording_with_null_score_fields_loads_with_unknown_bands() {
+        let dir = std::env::temp_dir().join(format!("cadenza-cat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("catalogue.jsonl");
+        std::fs::write(
+            &path,
+            concat!(
+                r#"{"track_id": "a", "tempo_bpm": 130, "mean_dynamic": 60.0, "key": "E minor"}"#,
+                "\n",
+                r#"{"track_id": "b", "tempo_bpm": null, "tempo_band": null, "key": null, "#,
+                r#""mean_dynamic": null, "distractor": true, "midi_programs": null}"#,
+                "\n"
+            ),
+        )
+        .unwrap();
+        let c = Catalogue::load(&path).unwrap();
+        let (a, b) = (&c.tracks[0], &c.tracks[1]);
+        assert_eq!((a.tempo_band(), a.dynamics_band()), ("fast", "soft"));
+        assert_eq!((b.tempo_band(), b.dynamics_band()), (UNKNOWN, UNKNOWN));
+        assert!(b.distractor && b.key.is_empty());
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

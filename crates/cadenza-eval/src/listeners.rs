@@ -57,9 +57,14 @@ impl Archetype {
         let lead = t.lead_instrument.to_lowercase();
         let ens = t.ensemble.to_lowercase();
         let era = t.era.to_lowercase();
-        let fast = ((t.tempo_bpm - 70.0) / 50.0).clamp(0.0, 1.0);
+        // A recording without score data is neither fast nor slow, loud nor soft: neutral.
+        let fast = t
+            .tempo_bpm
+            .map_or(0.5, |b| ((b - 70.0) / 50.0).clamp(0.0, 1.0));
         let slow = 1.0 - fast;
-        let soft = ((100.0 - t.mean_dynamic) / 40.0).clamp(0.0, 1.0);
+        let soft = t
+            .mean_dynamic
+            .map_or(0.5, |v| ((100.0 - v) / 40.0).clamp(0.0, 1.0));
         let violin: f64 = if lead.contains("violin") || ens.contains("violin") {
             1.0
         } else if lead.contains("string") || ens.contains("quartet") {

@@ -201,10 +201,15 @@ pub fn probe(
         .iter()
         .map(|t| label(t, attribute))
         .collect();
+    // Tracks whose label is unknown (recordings without a score) are neither trained nor
+    // tested on: "unknown" is not a musical attribute.
+    let known: Vec<usize> = (0..catalogue.len())
+        .filter(|&i| labels[i] != crate::catalogue::UNKNOWN && !labels[i].is_empty())
+        .collect();
     let (mut acc, mut maj, mut used) = (0.0, 0.0, 0);
     for f in 0..k {
-        let train_all: Vec<usize> = (0..catalogue.len()).filter(|&i| folds[i] != f).collect();
-        let test: Vec<usize> = (0..catalogue.len()).filter(|&i| folds[i] == f).collect();
+        let train_all: Vec<usize> = known.iter().copied().filter(|&i| folds[i] != f).collect();
+        let test: Vec<usize> = known.iter().copied().filter(|&i| folds[i] == f).collect();
         let train = subsample(&train_all, fraction, seed ^ f as u64);
         if train.is_empty() || test.is_empty() {
             continue;
@@ -227,7 +232,7 @@ pub fn probe(
         maj += test.iter().filter(|&&i| labels[i] == majority).count() as f64 / test.len() as f64;
         used += 1;
     }
-    let mut classes = labels.clone();
+    let mut classes: Vec<&String> = known.iter().map(|&i| &labels[i]).collect();
     classes.sort();
     classes.dedup();
     ProbeResult {

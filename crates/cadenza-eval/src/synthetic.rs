@@ -113,8 +113,8 @@ pub fn catalogue(n: usize, seed: u64) -> Catalogue {
             era: era.into(),
             ensemble: ensemble.into(),
             lead_instrument: lead.into(),
-            tempo_bpm: rng.random_range(lo..hi).round(),
-            mean_dynamic: rng.random_range(45.0..115.0),
+            tempo_bpm: Some(rng.random_range(lo..hi).round()),
+            mean_dynamic: Some(rng.random_range(45.0..115.0)),
             duration_s: 30.0,
             audio_path: format!("audio/s{i:05}.flac"),
             ..Default::default()
