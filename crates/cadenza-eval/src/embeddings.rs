@@ -132,52 +132,85 @@ pub fn embed_catalogue(
     std::fs::create_dir_all(&dir).map_err(|e| EvalError::io(&dir, e))?;
     let bar = crate::progress::bar(catalogue.len() as u64, &format!("embed {model}"), progress);
     let front = MelFrontEnd::default();
-    let mut embedder: Option<cadenza_model::Embedder> = None;
+    // One model session per worker thread (single-threaded inside), files spread over the
+    // workers: on 2 cores this doubles the throughput of one session with 2 intra-op threads.
+    let vectors: Vec<Result<Vec<f32>>> = {
+        use rayon::prelude::*;
+        (0..catalogue.len())
+            .into_par_iter()
+            .map(|i| {
+                let v = vector_of(catalogue, i, model, &dir, &front);
+                bar.inc(1);
+                v
+            })
+            .collect()
+    };
     let mut data = Vec::new();
     let mut dim = 0;
-    for i in 0..catalogue.len() {
-        let path = catalogue.audio_path(i);
-        let key = sha256_file(&path)?;
-        let cache: PathBuf = dir.join(format!("{key}.json"));
-        let v = match std::fs::read(&cache)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Cached>(&b).ok())
-        {
-            Some(c) => c.vector,
-            None => {
-                let v = if model == "mfcc" {
-                    mfcc_stats(&path, &front)?
-                } else {
-                    if embedder.is_none() {
-                        embedder = Some(cadenza_model::Embedder::new(model, Default::default())?);
-                    }
-                    let e = embedder.as_ref().map(|e| e.embed_file(&path)).transpose()?;
-                    e.map(|e| e.vector().to_vec()).unwrap_or_default()
-                };
-                let bytes = serde_json::to_vec(&Cached {
-                    model: model.to_owned(),
-                    vector: v.clone(),
-                })
-                .map_err(|e| EvalError::Invalid(e.to_string()))?;
-                std::fs::write(&cache, bytes).map_err(|e| EvalError::io(&cache, e))?;
-                v
-            }
-        };
+    for (i, v) in vectors.into_iter().enumerate() {
+        let v = v?;
         if dim == 0 {
             dim = v.len();
         }
         if v.len() != dim || dim == 0 {
             return Err(EvalError::Invalid(format!(
                 "{}: {model} vector of length {}, expected {dim}",
-                path.display(),
+                catalogue.audio_path(i).display(),
                 v.len()
             )));
         }
         data.extend(v);
-        bar.inc(1);
     }
     bar.finish_and_clear();
     Ok(ItemTable::new(model, dim, data))
+}
+
+thread_local! {
+    /// Each worker thread's model sessions, by model name (made on first use).
+    static EMBEDDERS: std::cell::RefCell<HashMap<String, cadenza_model::Embedder>> =
+        Default::default();
+}
+
+/// Track `i`'s vector from the cache, or computed (and cached) with this thread's session.
+fn vector_of(
+    catalogue: &Catalogue,
+    i: usize,
+    model: &str,
+    dir: &Path,
+    front: &MelFrontEnd,
+) -> Result<Vec<f32>> {
+    let path = catalogue.audio_path(i);
+    let key = sha256_file(&path)?;
+    let cache: PathBuf = dir.join(format!("{key}.json"));
+    if let Some(c) = std::fs::read(&cache)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Cached>(&b).ok())
+    {
+        return Ok(c.vector);
+    }
+    let v = if model == "mfcc" {
+        mfcc_stats(&path, front)?
+    } else {
+        EMBEDDERS.with_borrow_mut(|sessions| -> Result<Vec<f32>> {
+            let e = match sessions.entry(model.to_owned()) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(cadenza_model::Embedder::new(model, Default::default())?)
+                }
+            };
+            Ok(e.embed_file(&path)?.vector().to_vec())
+        })?
+    };
+    let bytes = serde_json::to_vec(&Cached {
+        model: model.to_owned(),
+        vector: v.clone(),
+    })
+    .map_err(|e| EvalError::Invalid(e.to_string()))?;
+    // Written whole then renamed: a run stopped mid-write leaves no half file in the cache.
+    let tmp = cache.with_extension(format!("json.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| EvalError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &cache).map_err(|e| EvalError::io(&cache, e))?;
+    Ok(v)
 }
 
 /// Read a `cadenza embed --output` JSONL file, taking `layer` (e.g. `penultimate`) of each row

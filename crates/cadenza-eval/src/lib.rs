@@ -5,7 +5,7 @@
 //! dated report.
 //!
 //! Everything here is plain functions over domain types: no transport, no service. The
-//! ranking service loads checkpoints written by [`methods::save_ranker`]; the Kafka replay
+//! ranking service loads checkpoints written by `cadenza train` ([`methods::save_for_serving`]); the Kafka replay
 //! tool feeds [`listeners::ListenGenerator`]'s events to the bus.
 
 pub mod catalogue;
@@ -25,5 +25,6 @@ pub mod report;
 pub mod rq;
 pub mod split;
 pub mod synthetic;
+pub mod train;
 
 pub use error::{EvalError, Result};

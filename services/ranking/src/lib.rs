@@ -13,7 +13,10 @@
 
 mod catalog;
 mod filters;
+mod models;
 mod recommend;
+
+pub use models::{Model, Models, SERVED};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +34,8 @@ use cadenza_svc::grpc::{self, ServerArgs};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
-/// Strategies `Recommend` knows.
+/// Strategies `Recommend` always knows (from the index); trained models loaded with
+/// [`Ranking::with_models`] add theirs.
 pub const STRATEGIES: [&str; 3] = ["knn", "multicentroid", "popular"];
 
 /// Limits of the API.
@@ -63,6 +67,7 @@ impl Default for RankingOptions {
 pub struct Ranking {
     index: Arc<dyn VectorIndex>,
     options: Arc<RankingOptions>,
+    models: Arc<Models>,
 }
 
 /// The API routes (recommender + catalogue) with auth and the message-size limit of `server`.
@@ -174,7 +179,23 @@ impl Ranking {
         Ranking {
             index,
             options: Arc::new(options),
+            models: Arc::default(),
         }
+    }
+
+    /// Also serve these trained models, each under its own strategy name.
+    pub fn with_models(mut self, models: Models) -> Self {
+        self.models = Arc::new(models);
+        self
+    }
+
+    /// Every strategy `Recommend` accepts.
+    pub fn strategies(&self) -> Vec<&str> {
+        STRATEGIES
+            .iter()
+            .copied()
+            .chain(self.models.names())
+            .collect()
     }
 
     /// The stored state of a listener.

@@ -44,6 +44,10 @@ struct Args {
     /// Neighbours fetched per query vector before diversifying or merging taste centroids.
     #[arg(long, env = "CADENZA_CANDIDATE_POOL", default_value_t = 200)]
     candidate_pool: usize,
+    /// Folder of trained models (`cadenza train --out`) to serve as extra strategies
+    /// (shallow, bert4rec, bert4rec_pop); none by default.
+    #[arg(long, env = "CADENZA_MODELS_DIR")]
+    models: Option<PathBuf>,
     /// Name of this replica, used for its own consumer groups when it keeps a local index, so
     /// every replica reads every event [default: $HOSTNAME, else "local"].
     #[arg(long, env = "CADENZA_INSTANCE_ID")]
@@ -102,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
             shutdown.clone(),
         ));
     }
-    let ranking = Ranking::new(
+    let mut ranking = Ranking::new(
         index,
         RankingOptions {
             max_k: args.max_k,
@@ -111,6 +115,9 @@ async fn main() -> anyhow::Result<()> {
             ..RankingOptions::default()
         },
     );
+    if let Some(dir) = &args.models {
+        ranking = ranking.with_models(cadenza_ranking::Models::load(dir, &args.model_version)?);
+    }
     cadenza_svc::grpc::serve(
         &args.server,
         cadenza_ranking::routes(ranking, &args.server),

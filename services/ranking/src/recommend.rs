@@ -140,10 +140,11 @@ impl Ranking {
         } else {
             req.strategy.as_str()
         };
-        if !STRATEGIES.contains(&strategy) {
+        let model = self.models.get(strategy);
+        if !STRATEGIES.contains(&strategy) && model.is_none() {
             return Err(Status::invalid_argument(format!(
                 "unknown strategy `{strategy}`; known: {}",
-                STRATEGIES.join(", ")
+                self.strategies().join(", ")
             )));
         }
         let state = self.user(&req.user_id).await?;
@@ -163,6 +164,11 @@ impl Ranking {
         };
         let filters = Filters::new(req.filter.as_ref(), &heard)?;
         let ranked = match strategy {
+            _ if model.is_some() => {
+                let model = model.expect("checked");
+                self.model_candidates(model, &state, &heard, &filters, k, diversity)
+                    .await?
+            }
             "multicentroid" => {
                 // Heaviest taste first; `knn_candidates` scores each track by its best cosine
                 // to any centroid, so a small taste is served as well as the main one.
@@ -188,6 +194,66 @@ impl Ranking {
             }
         };
         Ok(self.reply(strategy, self.items(ranked, &history)))
+    }
+
+    /// A trained model's best tracks that pass the filter: the model ranks every track it
+    /// knows, the index supplies each candidate's metadata and vector (in reads of one pool
+    /// at a time, until enough pass the filter), then MMR picks `k`.
+    async fn model_candidates(
+        &self,
+        model: std::sync::Arc<crate::Model>,
+        state: &UserState,
+        heard: &BTreeSet<TrackId>,
+        filters: &Filters,
+        k: usize,
+        diversity: f32,
+    ) -> Result<Vec<(Candidate, Track)>, Status> {
+        let want = if diversity > 0.0 {
+            k.max(self.options.candidate_pool)
+        } else {
+            k
+        };
+        let (st, ex) = (state.clone(), heard.clone());
+        // A forward pass is milliseconds of CPU: off the async workers.
+        let ranked = tokio::task::spawn_blocking(move || model.rank(&st, &ex))
+            .await
+            .map_err(|e| Status::internal(format!("model scoring failed: {e}")))?;
+        let mut pool: Vec<Candidate> = Vec::with_capacity(want);
+        let mut found: HashMap<TrackId, Track> = HashMap::new();
+        // At most 20 index reads: a filter that almost nothing passes returns fewer items
+        // rather than reading a large catalogue whole.
+        for chunk in ranked
+            .chunks(self.options.candidate_pool.max(want))
+            .take(20)
+        {
+            let ids: Vec<TrackId> = chunk.iter().map(|(t, _)| t.clone()).collect();
+            let mut tracks = self.tracks(&ids).await?;
+            for (id, score) in chunk {
+                // A track the model knows but the index no longer has is skipped.
+                let Some(t) = tracks.remove(id) else {
+                    continue;
+                };
+                if !filters.matches(point_id(id.as_str()), &t.payload) {
+                    continue;
+                }
+                pool.push(Candidate {
+                    id: id.clone(),
+                    vector: t.vector.clone(),
+                    score: *score,
+                });
+                found.insert(id.clone(), t);
+                if pool.len() >= want {
+                    break;
+                }
+            }
+            if pool.len() >= want {
+                break;
+            }
+        }
+        Ok(mmr(&pool, diversity, k)
+            .into_iter()
+            .filter_map(|c| found.remove(&c.id).map(|t| (c, t)))
+            .collect())
     }
 
     /// Personalised popularity: the listener's own most-played tracks (ties by closeness to

@@ -114,10 +114,13 @@ async fn api_with(
     token: Option<&str>,
     options: RankingOptions,
 ) -> Api {
+    api_of(Ranking::new(index, options), token).await
+}
+
+async fn api_of(ranking: Ranking, token: Option<&str>) -> Api {
     let mut server = ServerArgs::on("127.0.0.1:0".parse().unwrap());
     server.auth_token = token.map(str::to_owned);
     let shutdown = Shutdown::new();
-    let ranking = Ranking::new(index, options);
     let addr = grpc::serve(&server, routes(ranking, &server), shutdown.clone())
         .await
         .unwrap();
@@ -859,4 +862,162 @@ async fn odd_inputs_get_answers_and_the_server_stays_up() {
     }
     let ok = api.rec.recommend(req("jo", 3)).await.unwrap().into_inner();
     assert_eq!(ok.tracks.len(), 3);
+}
+
+/// The catalogue's vectors as a model's item table (the order `cadenza train` would use).
+fn model_table(embedding: &str) -> (cadenza_eval::items::ItemTable, Vec<String>) {
+    let mut data = Vec::new();
+    let mut ids = Vec::new();
+    for (c, (instrument, _)) in CLUSTERS.iter().enumerate() {
+        for i in 0..10 {
+            ids.push(format!("{instrument}-{i}"));
+            data.extend(vector(c, i));
+        }
+    }
+    (
+        cadenza_eval::items::ItemTable::new(embedding, DIM, data),
+        ids,
+    )
+}
+
+/// A folder with a shallow net (identity weights: it ranks by closeness to the listener's
+/// mean, so its answer is known) and an untrained BERT4Rec, as `cadenza train` writes them.
+fn model_dir(embedding: &str) -> std::path::PathBuf {
+    use cadenza_eval::methods::{Bert4Rec, Bert4RecConfig, Checkpoint, Shallow, save_for_serving};
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "cadenza-ranking-models-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let (table, ids) = model_table(embedding);
+    let mut w = vec![0f32; DIM * DIM];
+    (0..DIM).for_each(|i| w[i * DIM + i] = 1.0);
+    let shallow = Shallow::from_weights(&table, w, vec![0.0; DIM]);
+    save_for_serving(&dir, Checkpoint::Shallow(&shallow), &table, &ids).unwrap();
+    let cfg = Bert4RecConfig {
+        max_len: 8,
+        ..Default::default()
+    };
+    let bert = Bert4Rec::init(&table, cfg).unwrap();
+    save_for_serving(&dir, Checkpoint::Bert4Rec(&bert), &table, &ids).unwrap();
+    save_for_serving(&dir, Checkpoint::Bert4RecPop(&bert), &table, &ids).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn trained_models_are_served_as_strategies_with_filters_and_without_heard_tracks() {
+    let index = catalogue().await;
+    let heard = ["violin-0", "violin-1", "violin-2", "piano-0"];
+    listener(
+        index.as_ref(),
+        "ana",
+        &[
+            ("violin-0", 1.0),
+            ("violin-1", 1.0),
+            ("violin-2", 0.9),
+            ("piano-0", 0.1),
+        ],
+    )
+    .await;
+    let dir = model_dir("MTT_musicnn");
+    let models = Models::load(&dir, "MTT_musicnn").unwrap();
+    let ranking = Ranking::new(index, RankingOptions::default()).with_models(models);
+    assert_eq!(
+        ranking.strategies(),
+        [
+            "knn",
+            "multicentroid",
+            "popular",
+            "bert4rec",
+            "bert4rec_pop",
+            "shallow"
+        ]
+    );
+    let mut api = api_of(ranking, None).await;
+    let with = |strategy: &str, filter: Option<pb::Filter>| RecommendRequest {
+        strategy: strategy.into(),
+        filter,
+        ..req("ana", 5)
+    };
+
+    let reply = api
+        .rec
+        .recommend(with("shallow", None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.strategy, "shallow");
+    assert_eq!(reply.tracks.len(), 5);
+    for t in &reply.tracks {
+        assert!(t.track_id.starts_with("violin-"), "{:?}", ids(&reply));
+        assert!(!heard.contains(&t.track_id.as_str()), "{:?}", ids(&reply));
+        let e = t.explanation.as_ref().unwrap();
+        assert!(e.nearest_history_track_id.starts_with("violin-"), "{e:?}");
+    }
+    let solo = pb::Filter {
+        ensembles: vec!["solo".into()],
+        ..Default::default()
+    };
+    let reply = api
+        .rec
+        .recommend(with("shallow", Some(solo)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.tracks.len(), 5, "{:?}", ids(&reply));
+    for t in &reply.tracks {
+        assert_eq!(t.metadata.as_ref().unwrap().ensemble, "solo", "{t:?}");
+        assert!(!heard.contains(&t.track_id.as_str()));
+    }
+
+    for strategy in ["bert4rec", "bert4rec_pop"] {
+        let reply = api
+            .rec
+            .recommend(RecommendRequest {
+                diversity: 0.5,
+                ..with(strategy, None)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(reply.strategy, strategy);
+        assert_eq!(reply.tracks.len(), 5);
+        let distinct: BTreeSet<&str> = ids(&reply).into_iter().collect();
+        assert_eq!(distinct.len(), 5);
+        assert!(
+            ids(&reply).iter().all(|t| !heard.contains(t)),
+            "{:?}",
+            ids(&reply)
+        );
+    }
+
+    let err = api.rec.recommend(with("magic", None)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("bert4rec_pop, shallow"),
+        "{}",
+        err.message()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_model_trained_on_other_vectors_or_a_folder_without_models_stops_start_up() {
+    let dir = model_dir("MSD_musicnn");
+    let err = Models::load(&dir, "MTT_musicnn").unwrap_err().to_string();
+    assert!(
+        err.contains("trained on MSD_musicnn") && err.contains("retrain"),
+        "{err}"
+    );
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = Models::load(&empty, "MTT_musicnn").unwrap_err().to_string();
+    assert!(err.contains("no served model"), "{err}");
+    let err = format!(
+        "{:#}",
+        Models::load(&dir.join("missing"), "MTT_musicnn").unwrap_err()
+    );
+    assert!(err.contains("models folder"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -19,6 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::infer::{Parts, SeqScorer};
 use super::nn::{Dense, Norm, dev, dropout, normal_var};
 use super::{Counts, Ranker, TrainSet};
 use crate::error::Result;
@@ -115,6 +116,8 @@ pub struct Bert4Rec {
     head_norm: Norm,
     out_bias: Tensor,
     pub(crate) varmap: VarMap,
+    /// The serving copy of the weights, made on first use after training or loading.
+    fast: std::sync::OnceLock<SeqScorer>,
 }
 
 impl std::fmt::Debug for Bert4Rec {
@@ -200,11 +203,37 @@ impl Bert4Rec {
             head_norm,
             out_bias,
             varmap: vm,
+            fast: std::sync::OnceLock::new(),
         })
     }
 
     pub fn hidden(&self) -> usize {
         self.hidden
+    }
+
+    /// The serving forward pass ([`SeqScorer`]) of the current weights, built once.
+    pub fn scorer(&self) -> Result<&SeqScorer> {
+        if let Some(s) = self.fast.get() {
+            return Ok(s);
+        }
+        let s = SeqScorer::new(Parts {
+            repr: self.item_repr()?,
+            special: &self.special,
+            pos: &self.pos,
+            emb_norm: &self.emb_norm,
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| [&b.q, &b.k, &b.v, &b.o, &b.f1, &b.f2])
+                .collect(),
+            norms: self.blocks.iter().map(|b| [&b.n1, &b.n2]).collect(),
+            head: &self.head,
+            head_norm: &self.head_norm,
+            out_bias: &self.out_bias,
+            heads: self.config.heads,
+            max_len: self.config.max_len,
+        })?;
+        Ok(self.fast.get_or_init(|| s))
     }
 
     /// Item representations in the hidden space (`n × hidden`): the input table and, tied, the
@@ -383,6 +412,7 @@ impl Bert4Rec {
             }
         }
         model.varmap.load(&best_path)?;
+        model.fast = std::sync::OnceLock::new();
         let _ = std::fs::remove_file(&best_path);
         Ok(model)
     }
@@ -472,6 +502,7 @@ impl Bert4Rec {
     pub fn load(items: &ItemTable, config: Bert4RecConfig, path: &std::path::Path) -> Result<Self> {
         let mut m = Bert4Rec::init(items, config)?;
         m.varmap.load(path)?;
+        m.fast = std::sync::OnceLock::new();
         Ok(m)
     }
 }
@@ -491,9 +522,63 @@ impl Ranker for Bert4Rec {
     }
 
     fn score_all(&self, history: &[usize], _: &Counts) -> Vec<f32> {
-        self.score_batch(&[history])
-            .ok()
-            .and_then(|mut v| v.pop())
-            .unwrap_or_else(|| vec![0.0; self.n_items])
+        match self.scorer() {
+            Ok(s) => s.score(history),
+            Err(e) => {
+                tracing::warn!(error = %e, "bert4rec serving copy failed; scoring with candle");
+                self.score_batch(&[history])
+                    .ok()
+                    .and_then(|mut v| v.pop())
+                    .unwrap_or_else(|| vec![0.0; self.n_items])
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embeddings::random_table;
+
+    /// The serving path computes what the training forward pass computes, for histories
+    /// empty, short, exactly full and longer than the model's window, with and without a
+    /// projection (table wider than `max_hidden`).
+    #[test]
+    fn serving_scores_match_the_candle_forward_pass() {
+        for (dim, max_hidden) in [(24, 256), (40, 16)] {
+            let table = random_table(60, dim, 3);
+            let cfg = Bert4RecConfig {
+                max_len: 12,
+                max_hidden,
+                ..Default::default()
+            };
+            let mut m = Bert4Rec::init(&table, cfg).unwrap();
+            // Non-trivial norms and bias, so a mistake in either shows.
+            let mut rng = ChaCha8Rng::seed_from_u64(5);
+            for var in m.varmap.all_vars() {
+                let noise: Vec<f32> = (0..var.elem_count())
+                    .map(|_| rng.random_range(-0.3..0.3))
+                    .collect();
+                let t = Tensor::from_vec(noise, var.shape(), &dev()).unwrap();
+                var.set(&(var.as_tensor() + t).unwrap()).unwrap();
+            }
+            m.fast = std::sync::OnceLock::new();
+            let hists: Vec<Vec<usize>> = vec![
+                vec![],
+                vec![7],
+                (0..11).map(|i| (i * 5) % 60).collect(),
+                (0..30).map(|i| (i * 7) % 60).collect(),
+            ];
+            for h in &hists {
+                let want = m.score_batch(&[h]).unwrap().pop().unwrap();
+                let got = m.scorer().unwrap().score(h);
+                let worst = want
+                    .iter()
+                    .zip(&got)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst < 1e-4, "dim {dim}, history {}: |Δ| {worst}", h.len());
+            }
+        }
     }
 }

@@ -1,8 +1,12 @@
 //! Checkpoints the ranking service loads: `<dir>/<method>.json` (what the method is and which
 //! item table it expects) and, for trained methods, `<dir>/<method>.safetensors`.
 //!
-//! The frozen audio table is not stored: it is the embedding the index already holds, and the
-//! sidecar's `embedding`, `dim` and `n_items` are checked against it at load time.
+//! For the evaluation the frozen audio table is not stored: the caller passes the table it
+//! trained on, and the sidecar's `embedding`, `dim` and `n_items` are checked against it.
+//! For serving ([`save_for_serving`]) the sidecar also lists the track id of every row and
+//! `<dir>/items.<embedding>.safetensors` holds the table as trained, so the ranking service
+//! scores exactly what was evaluated (the index keeps vectors unit-normalised, which is not the
+//! table the models saw) and knows which track each output row is.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +52,9 @@ struct Sidecar {
     plays: Vec<f32>,
     #[serde(default)]
     bert4rec: Option<Bert4RecConfig>,
+    /// Track id of each item row (serving checkpoints only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    track_ids: Vec<String>,
 }
 
 fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
@@ -57,6 +64,115 @@ fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
 
 /// Write a method's checkpoint into `dir`; returns the sidecar's path.
 pub fn save_ranker(dir: &Path, ckpt: Checkpoint<'_>, items: &ItemTable) -> Result<PathBuf> {
+    save(dir, ckpt, items, &[])
+}
+
+/// Write a checkpoint the ranking service can serve: the method, the track id of each row of
+/// `items`, and `items` itself.
+pub fn save_for_serving(
+    dir: &Path,
+    ckpt: Checkpoint<'_>,
+    items: &ItemTable,
+    track_ids: &[String],
+) -> Result<PathBuf> {
+    if track_ids.len() != items.len() {
+        return Err(EvalError::Invalid(format!(
+            "{} track ids for {} item rows",
+            track_ids.len(),
+            items.len()
+        )));
+    }
+    let table = items_path(dir, &items.name);
+    std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, e))?;
+    let t: HashMap<String, Tensor> = [(
+        "items".to_owned(),
+        Tensor::from_vec(
+            items.data.clone(),
+            (items.len(), items.dim),
+            &candle_core::Device::Cpu,
+        )?,
+    )]
+    .into();
+    candle_core::safetensors::save(&t, &table)?;
+    save(dir, ckpt, items, track_ids)
+}
+
+fn items_path(dir: &Path, embedding: &str) -> PathBuf {
+    dir.join(format!("items.{embedding}.safetensors"))
+}
+
+/// A method loaded for serving: the scorer, the track id of each of its rows, and the
+/// embedding its table comes from.
+#[derive(Debug)]
+pub struct Served {
+    pub ranker: Box<dyn Ranker>,
+    pub track_ids: Vec<String>,
+    pub embedding: String,
+}
+
+fn read_sidecar(path: &Path) -> Result<Sidecar> {
+    let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|source| EvalError::Json {
+        path: path.to_owned(),
+        line: 1,
+        source,
+    })
+}
+
+/// Load `<dir>/<name>.json` written by [`save_for_serving`], with its item table.
+pub fn load_for_serving(dir: &Path, name: &str) -> Result<Served> {
+    let path = dir.join(format!("{name}.json"));
+    let side = read_sidecar(&path)?;
+    if side.track_ids.is_empty() {
+        return Err(EvalError::Invalid(format!(
+            "{}: not a serving checkpoint (no track ids; write it with `cadenza train`)",
+            path.display()
+        )));
+    }
+    let table = items_path(dir, &side.embedding);
+    let t = candle_core::safetensors::load(&table, &candle_core::Device::Cpu)?;
+    let data: Vec<f32> = t
+        .get("items")
+        .ok_or_else(|| EvalError::Invalid(format!("{}: no `items` tensor", table.display())))?
+        .flatten_all()?
+        .to_vec1()?;
+    if data.len() != side.n_items * side.dim {
+        return Err(EvalError::Invalid(format!(
+            "{}: {} values, the sidecar says {} × {}",
+            table.display(),
+            data.len(),
+            side.n_items,
+            side.dim
+        )));
+    }
+    let items = ItemTable::new(side.embedding.clone(), side.dim, data);
+    Ok(Served {
+        ranker: load_ranker(dir, name, &items)?,
+        track_ids: side.track_ids,
+        embedding: side.embedding,
+    })
+}
+
+/// The methods a directory holds checkpoints for (sidecar names, sorted).
+pub fn list_checkpoints(dir: &Path) -> Result<Vec<String>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| EvalError::io(dir, e))?;
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let p = e.path();
+            (p.extension()? == "json").then(|| p.file_stem()?.to_str().map(str::to_owned))?
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn save(
+    dir: &Path,
+    ckpt: Checkpoint<'_>,
+    items: &ItemTable,
+    track_ids: &[String],
+) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, e))?;
     let mut side = Sidecar {
         method: String::new(),
@@ -67,6 +183,7 @@ pub fn save_ranker(dir: &Path, ckpt: Checkpoint<'_>, items: &ItemTable) -> Resul
         k: 0,
         plays: Vec::new(),
         bert4rec: None,
+        track_ids: track_ids.to_vec(),
     };
     match ckpt {
         Checkpoint::Random { seed } => (side.method, side.seed) = ("random".into(), seed),
@@ -110,12 +227,7 @@ pub fn save_ranker(dir: &Path, ckpt: Checkpoint<'_>, items: &ItemTable) -> Resul
 /// Load the method `name` (`knn`, `bert4rec_pop`, …) from `dir` over the item table `items`.
 pub fn load_ranker(dir: &Path, name: &str, items: &ItemTable) -> Result<Box<dyn Ranker>> {
     let path = dir.join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).map_err(|e| EvalError::io(&path, e))?;
-    let side: Sidecar = serde_json::from_str(&text).map_err(|source| EvalError::Json {
-        path: path.clone(),
-        line: 1,
-        source,
-    })?;
+    let side = read_sidecar(&path)?;
     if side.dim != items.dim || side.n_items != items.len() {
         return Err(EvalError::Invalid(format!(
             "{}: trained on {} ({} × {}), given {} ({} × {})",

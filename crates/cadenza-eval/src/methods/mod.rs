@@ -3,6 +3,7 @@
 
 mod bert4rec;
 mod checkpoint;
+mod infer;
 mod nn;
 mod rerank;
 mod shallow;
@@ -11,7 +12,11 @@ mod simple;
 use std::collections::HashMap;
 
 pub use bert4rec::{Bert4Rec, Bert4RecConfig, CurvePoint, ItemInput};
-pub use checkpoint::{Checkpoint, load_ranker, save_ranker};
+pub use checkpoint::{
+    Checkpoint, Served, list_checkpoints, load_for_serving, load_ranker, save_for_serving,
+    save_ranker,
+};
+pub use infer::SeqScorer;
 pub use rerank::{PopFusion, mmr, personal_popularity};
 pub use shallow::{Shallow, ShallowConfig};
 pub use simple::{Knn, MultiCentroid, Popularity, RandomRanker};

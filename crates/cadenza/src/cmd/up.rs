@@ -35,6 +35,10 @@ pub struct UpArgs {
     /// Embedding model (see `cadenza models`).
     #[arg(long, env = "CADENZA_MODEL", default_value = cadenza_model::DEFAULT_MODEL)]
     pub model: String,
+    /// Folder of trained models (`cadenza train --out`) served as extra strategies
+    /// (shallow, bert4rec, bert4rec_pop).
+    #[arg(long, env = "CADENZA_MODELS_DIR")]
+    pub models: Option<std::path::PathBuf>,
     /// ONNX Runtime threads for feature extraction.
     #[arg(long, env = "CADENZA_MODEL_THREADS", default_value_t = 2)]
     pub threads: usize,
@@ -54,6 +58,7 @@ impl UpArgs {
             server: ServerArgs::on(addr),
             metrics_addr: "off".into(),
             model: cadenza_model::DEFAULT_MODEL.into(),
+            models: None,
             threads: 2,
             allow_path: Vec::new(),
             session_gap_s: 1800,
@@ -135,13 +140,16 @@ impl System {
                 ..IngestOptions::default()
             },
         );
-        let ranking = Ranking::new(
+        let mut ranking = Ranking::new(
             index.clone(),
             RankingOptions {
                 model_version: args.model.clone(),
                 ..RankingOptions::default()
             },
         );
+        if let Some(dir) = &args.models {
+            ranking = ranking.with_models(cadenza_ranking::Models::load(dir, &args.model)?);
+        }
         let routes = cadenza_ranking::add_to(ingest.routes(&args.server), ranking, &args.server);
         let addr = cadenza_svc::grpc::serve(&args.server, routes, shutdown.clone()).await?;
         Ok(System {

@@ -1,0 +1,319 @@
+//! Serving-time BERT4Rec: one listener's forward pass without the training framework.
+//!
+//! Training needs candle (autograd, batches); serving one history does not, and candle's
+//! per-operation cost (a tensor allocated for every step of ~60) was most of the 7 ms one
+//! score took. [`SeqScorer`] copies the trained weights out once and runs the same arithmetic
+//! on plain arrays with `ndarray`'s matrix product, and skips work the answer
+//! never reads: a single history needs no padding or attention mask, and in the last layer
+//! only the masked (last) position is computed past the key and value projections.
+//! `bert4rec::tests` checks it against the candle forward pass to 1e-4.
+
+use candle_core::Tensor;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+
+use super::nn::{Dense, Norm};
+use crate::error::Result;
+
+/// `C (m × n) = A (m × k) · B (k × n)`, any strides (in elements), overwriting `C`
+/// (ndarray's safe front to the `matrixmultiply` kernels, which pick AVX/FMA at run time).
+fn matmul(
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    (a_rs, a_cs): (usize, usize),
+    b: &[f32],
+    (b_rs, b_cs): (usize, usize),
+    c: &mut [f32],
+    (c_rs, c_cs): (usize, usize),
+) {
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
+        if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * rs + (cols - 1) * cs + 1
+        }
+    };
+    let a = ArrayView2::from_shape((m, k).strides((a_rs, a_cs)), &a[..last(m, k, a_rs, a_cs)])
+        .expect("A in bounds");
+    let b = ArrayView2::from_shape((k, n).strides((b_rs, b_cs)), &b[..last(k, n, b_rs, b_cs)])
+        .expect("B in bounds");
+    let end = last(m, n, c_rs, c_cs);
+    let mut c = ArrayViewMut2::from_shape((m, n).strides((c_rs, c_cs)), &mut c[..end])
+        .expect("C in bounds");
+    general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+}
+
+fn flat(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// `x · Wᵀ + b` with `W` stored `out × in` as candle trains it.
+#[derive(Debug, Clone)]
+struct Linear {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    din: usize,
+    dout: usize,
+}
+
+impl Linear {
+    fn from(d: &Dense) -> Result<Self> {
+        let (dout, din) = d.w.dims2()?;
+        Ok(Linear {
+            w: flat(&d.w)?,
+            b: flat(&d.b)?,
+            din,
+            dout,
+        })
+    }
+
+    fn apply(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) {
+        out.clear();
+        out.resize(rows * self.dout, 0.0);
+        matmul(
+            (rows, self.dout, self.din),
+            x,
+            (self.din, 1),
+            &self.w,
+            (1, self.din),
+            out,
+            (self.dout, 1),
+        );
+        for row in out.chunks_mut(self.dout) {
+            row.iter_mut().zip(&self.b).for_each(|(o, b)| *o += b);
+        }
+    }
+}
+
+/// Layer norm over rows of width `g.len()` (candle's `layer_norm_slow`, eps 1e-6).
+#[derive(Debug, Clone)]
+struct LayerNorm {
+    g: Vec<f32>,
+    b: Vec<f32>,
+}
+
+impl LayerNorm {
+    fn from(n: &Norm) -> Result<Self> {
+        Ok(LayerNorm {
+            g: flat(&n.g)?,
+            b: flat(&n.b)?,
+        })
+    }
+
+    fn apply(&self, x: &mut [f32]) {
+        let h = self.g.len();
+        for row in x.chunks_mut(h) {
+            let mean = row.iter().sum::<f32>() / h as f32;
+            row.iter_mut().for_each(|v| *v -= mean);
+            let var = row.iter().map(|v| v * v).sum::<f32>() / h as f32;
+            let inv = 1.0 / (var + 1e-6).sqrt();
+            for ((v, g), b) in row.iter_mut().zip(&self.g).zip(&self.b) {
+                *v = *v * inv * g + b;
+            }
+        }
+    }
+}
+
+fn gelu(x: &mut [f32]) {
+    for v in x {
+        *v =
+            (candle_core::cpu::erf::erf_f32(*v * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5 * *v;
+    }
+}
+
+fn softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    row.iter_mut().for_each(|v| *v /= sum);
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    n1: LayerNorm,
+    f1: Linear,
+    f2: Linear,
+    n2: LayerNorm,
+}
+
+/// The weights a trained [`super::Bert4Rec`] hands over for scoring (see the module docs).
+#[derive(Debug, Clone)]
+pub struct SeqScorer {
+    n_items: usize,
+    hidden: usize,
+    heads: usize,
+    max_len: usize,
+    /// `(n + 2) × h`: the item representations, then the mask and pad tokens.
+    table: Vec<f32>,
+    pos: Vec<f32>,
+    emb_norm: LayerNorm,
+    blocks: Vec<Block>,
+    head: Linear,
+    head_norm: LayerNorm,
+    out_bias: Vec<f32>,
+}
+
+/// What [`SeqScorer::new`] copies out of the candle model.
+pub(crate) struct Parts<'a> {
+    pub repr: Tensor,
+    pub special: &'a Tensor,
+    pub pos: &'a Tensor,
+    pub emb_norm: &'a Norm,
+    pub blocks: Vec<[&'a Dense; 6]>,
+    pub norms: Vec<[&'a Norm; 2]>,
+    pub head: &'a Dense,
+    pub head_norm: &'a Norm,
+    pub out_bias: &'a Tensor,
+    pub heads: usize,
+    pub max_len: usize,
+}
+
+impl SeqScorer {
+    pub(crate) fn new(p: Parts<'_>) -> Result<Self> {
+        let (n_items, hidden) = p.repr.dims2()?;
+        let mut table = flat(&p.repr)?;
+        table.extend(flat(p.special)?);
+        let blocks = p
+            .blocks
+            .iter()
+            .zip(&p.norms)
+            .map(|([q, k, v, o, f1, f2], [n1, n2])| {
+                Ok(Block {
+                    q: Linear::from(q)?,
+                    k: Linear::from(k)?,
+                    v: Linear::from(v)?,
+                    o: Linear::from(o)?,
+                    n1: LayerNorm::from(n1)?,
+                    f1: Linear::from(f1)?,
+                    f2: Linear::from(f2)?,
+                    n2: LayerNorm::from(n2)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SeqScorer {
+            n_items,
+            hidden,
+            heads: p.heads.max(1),
+            max_len: p.max_len,
+            table,
+            pos: flat(p.pos)?,
+            emb_norm: LayerNorm::from(p.emb_norm)?,
+            blocks,
+            head: Linear::from(p.head)?,
+            head_norm: LayerNorm::from(p.head_norm)?,
+            out_bias: flat(p.out_bias)?,
+        })
+    }
+
+    /// Next-item logits over the whole catalogue for one history (oldest first; items at or
+    /// past the catalogue size are ignored).
+    pub fn score(&self, history: &[usize]) -> Vec<f32> {
+        let h = self.hidden;
+        let history: Vec<usize> = history
+            .iter()
+            .copied()
+            .filter(|&i| i < self.n_items)
+            .collect();
+        let keep = &history[history.len().saturating_sub(self.max_len - 1)..];
+        let l = keep.len() + 1;
+        // Embeddings of the history and the mask token, with the positions of the last `l`
+        // slots (left padding in training puts a history's end at the last position).
+        let mut x = vec![0f32; l * h];
+        for (j, row) in x.chunks_mut(h).enumerate() {
+            let tok = keep.get(j).copied().unwrap_or(self.n_items);
+            let e = &self.table[tok * h..(tok + 1) * h];
+            let p = &self.pos[(self.max_len - l + j) * h..(self.max_len - l + j + 1) * h];
+            for ((r, e), p) in row.iter_mut().zip(e).zip(p) {
+                *r = e + p;
+            }
+        }
+        self.emb_norm.apply(&mut x);
+        let dh = h / self.heads;
+        let scale = 1.0 / (dh as f32).sqrt();
+        let (mut q, mut k, mut v, mut ctx, mut a, mut f) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        let mut att = vec![0f32; l * l];
+        let mut rows = l;
+        for (bi, blk) in self.blocks.iter().enumerate() {
+            // Past the last layer's key/value projections only the last position matters.
+            let first = if bi + 1 == self.blocks.len() {
+                rows - 1
+            } else {
+                0
+            };
+            let m = rows - first;
+            blk.k.apply(&x, rows, &mut k);
+            blk.v.apply(&x, rows, &mut v);
+            blk.q.apply(&x[first * h..], m, &mut q);
+            ctx.clear();
+            ctx.resize(m * h, 0.0);
+            for head in 0..self.heads {
+                let off = head * dh;
+                let s = &mut att[..m * rows];
+                matmul(
+                    (m, rows, dh),
+                    &q[off..],
+                    (h, 1),
+                    &k[off..],
+                    (1, h),
+                    s,
+                    (rows, 1),
+                );
+                for row in s.chunks_mut(rows) {
+                    row.iter_mut().for_each(|v| *v *= scale);
+                    softmax(row);
+                }
+                matmul(
+                    (m, dh, rows),
+                    s,
+                    (rows, 1),
+                    &v[off..],
+                    (h, 1),
+                    &mut ctx[off..],
+                    (h, 1),
+                );
+            }
+            blk.o.apply(&ctx, m, &mut a);
+            let mut y: Vec<f32> = x[first * h..].iter().zip(&a).map(|(x, a)| x + a).collect();
+            blk.n1.apply(&mut y);
+            blk.f1.apply(&y, m, &mut f);
+            gelu(&mut f);
+            blk.f2.apply(&f, m, &mut a);
+            y.iter_mut().zip(&a).for_each(|(y, a)| *y += a);
+            blk.n2.apply(&mut y);
+            x = y;
+            rows = m;
+        }
+        let last = &x[(rows - 1) * h..];
+        let mut z = Vec::new();
+        self.head.apply(last, 1, &mut z);
+        gelu(&mut z);
+        self.head_norm.apply(&mut z);
+        let mut out = self.out_bias.clone();
+        let mut logits = vec![0f32; self.n_items];
+        matmul(
+            (self.n_items, 1, h),
+            &self.table,
+            (h, 1),
+            &z,
+            (1, 1),
+            &mut logits,
+            (1, 1),
+        );
+        out.iter_mut().zip(&logits).for_each(|(o, l)| *o += l);
+        out
+    }
+}
