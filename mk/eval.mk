@@ -12,3 +12,9 @@ bench-score: ## serving cost of the sequential ranker vs a dot-product scan (1,0
 	$(CARGO) bench -p cadenza-eval --bench score
 
 .PHONY: eval eval-test bench-score
+
+train: ## the served models (shallow, bert4rec, bert4rec_pop) for a corpus: make train PRESET=tiny|default → data/models/
+	$(CARGO) build --release -p cadenza --bin cadenza
+	$(CARGO_TARGET_DIR)/release/cadenza train --preset $(or $(PRESET),tiny) --out $(or $(MODELS_DIR),data/models) $(TRAIN_ARGS)
+
+.PHONY: train

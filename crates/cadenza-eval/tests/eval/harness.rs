@@ -238,4 +238,29 @@ fn checkpoints_serve_the_same_scores() {
     );
     // A checkpoint refuses an item table of the wrong shape.
     assert!(load_ranker(dir.path(), "shallow", &random_table(10, 16, 1)).is_err());
+
+    // Serving checkpoints carry their table and track ids: no table needed to load them.
+    let served = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = s.catalogue.tracks.iter().map(|t| t.track_id.clone()).collect();
+    use cadenza_eval::methods::{list_checkpoints, load_for_serving, save_for_serving};
+    save_for_serving(served.path(), Checkpoint::Bert4RecPop(&bert), &table, &ids).unwrap();
+    save_for_serving(served.path(), Checkpoint::Shallow(&shallow), &table, &ids).unwrap();
+    assert_eq!(
+        list_checkpoints(served.path()).unwrap(),
+        ["bert4rec_pop", "shallow"]
+    );
+    let loaded = load_for_serving(served.path(), "bert4rec_pop").unwrap();
+    assert_eq!((loaded.track_ids, loaded.embedding.as_str()), (ids.clone(), "random"));
+    let fused = cadenza_eval::methods::PopFusion {
+        inner: bert,
+        name: "bert4rec_pop".into(),
+    };
+    assert!(close(fused.score_all(h, &c), loaded.ranker.score_all(h, &c)));
+    // An evaluation checkpoint is not a serving one, and ids must match the rows.
+    assert!(load_for_serving(dir.path(), "shallow").is_err());
+    assert!(
+        save_for_serving(served.path(), Checkpoint::Knn, &table, &ids[..3]).is_err(),
+        "3 ids for {} rows",
+        table.len()
+    );
 }
