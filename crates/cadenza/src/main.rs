@@ -52,6 +52,9 @@ enum Command {
     State(cmd::client::StateArgs),
     /// Evaluate every ranker on a corpus with synthetic listeners and write the RQ1–RQ4 report.
     Eval(cadenza_eval::cli::EvalArgs),
+    /// Replay the evaluation's synthetic listeners into a running cadenza (through the API,
+    /// or straight onto Kafka's listen topic) at a target rate.
+    Replay(cmd::replay::ReplayArgs),
     /// Train the served models (shallow net, BERT4Rec, BERT4Rec + personal popularity) on a
     /// corpus and write checkpoints for `up --models` / the ranking service.
     Train(cadenza_eval::train::TrainArgs),
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Continue(args) => cmd::client::continue_session(args),
         Command::State(args) => cmd::client::state(args),
         Command::Eval(args) => cadenza_eval::cli::run(args),
+        Command::Replay(args) => cmd::replay::run(args),
         Command::Train(args) => cadenza_eval::train::run(args),
     };
     match result {

@@ -4,4 +4,5 @@ pub mod client;
 pub mod demo;
 pub mod embed;
 pub mod models;
+pub mod replay;
 pub mod up;

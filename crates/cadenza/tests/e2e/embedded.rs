@@ -78,5 +78,54 @@ async fn one_process_serves_two_tastes_and_survives_restarts() {
             );
         }
     }
+
+    // The evaluation's synthetic listeners replayed through the API: every listen accepted,
+    // and each listener's state ends up counting exactly what the generator produced for them.
+    let catalogue = cadenza_testkit::repo_root().join("data/corpus/tiny/catalogue.jsonl");
+    let out = std::process::Command::new(binary("cadenza"))
+        .args(["replay", "--server", &format!("http://{addr}"), "--users", "6"])
+        .arg("--catalogue")
+        .arg(&catalogue)
+        .args(["--rate", "2000", "--batch", "50"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(" 0 refused"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cat = cadenza_eval::catalogue::Catalogue::load(&catalogue).unwrap();
+    let config = cadenza_eval::listeners::ListenerConfig {
+        n_users: 6,
+        seed: 1,
+        ..Default::default()
+    };
+    let mut want = std::collections::BTreeMap::<String, u64>::new();
+    for e in cadenza_eval::listeners::ListenGenerator::new(&cat, config) {
+        *want.entry(e.user_id).or_default() += 1;
+    }
+    assert_eq!(want.len(), 6);
+    for (user, n) in &want {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let got = api
+                .cat
+                .get_user_state(GetUserStateRequest {
+                    user_id: user.clone(),
+                })
+                .await
+                .map(|s| s.into_inner().listen_count);
+            if got.as_ref().ok() == Some(n) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{user}: {got:?} listens after 60 s, the replay sent {n}\n{}",
+                up.tail()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
     assert!(up.terminate().success());
 }
