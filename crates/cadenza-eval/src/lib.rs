@@ -14,6 +14,7 @@ pub mod embeddings;
 mod error;
 pub mod evaluate;
 pub mod experiment;
+pub mod findings;
 pub mod items;
 pub mod listeners;
 pub mod methods;

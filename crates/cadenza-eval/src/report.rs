@@ -98,6 +98,7 @@ pub fn write(dir: &Path, res: &Results) -> Result<()> {
         w,
         "Protocol: per-user temporal leave-last-out, targets are first listens and seen items are excluded (repeat-aware table: targets are last plays, nothing excluded); full ranking over the catalogue; means over users with 95% normal-approximation intervals (±). ILD is measured in the first table's space for every method.\n"
     );
+    w.push_str(&crate::findings::answers(res));
     if let Some(rq1) = &res.rq1 {
         write_rq1(w, &fig, rq1)?;
     }

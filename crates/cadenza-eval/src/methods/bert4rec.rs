@@ -67,7 +67,7 @@ impl Default for Bert4RecConfig {
             mask_prob: 0.2,
             last_mask_prob: 0.25,
             dropout: 0.1,
-            batch: 64,
+            batch: 32,
             lr: 1e-3,
             max_epochs: 200,
             patience: 10,
@@ -216,7 +216,13 @@ impl Bert4Rec {
         if let Some(s) = self.fast.get() {
             return Ok(s);
         }
-        let s = SeqScorer::new(Parts {
+        let s = self.snapshot()?;
+        Ok(self.fast.get_or_init(|| s))
+    }
+
+    /// A [`SeqScorer`] of the weights as they are now (training validates with it).
+    fn snapshot(&self) -> Result<SeqScorer> {
+        SeqScorer::new(Parts {
             repr: self.item_repr()?,
             special: &self.special,
             pos: &self.pos,
@@ -232,8 +238,7 @@ impl Bert4Rec {
             out_bias: &self.out_bias,
             heads: self.config.heads,
             max_len: self.config.max_len,
-        })?;
-        Ok(self.fast.get_or_init(|| s))
+        })
     }
 
     /// Item representations in the hidden space (`n × hidden`): the input table and, tied, the
@@ -375,11 +380,19 @@ impl Bert4Rec {
         let start = Instant::now();
         let mut since_best = 0;
         model.stopped = "max_epochs".into();
+        let batch = cfg.batch.max(1);
         for epoch in 1..=cfg.max_epochs {
             let mut order: Vec<usize> = (0..seqs.len()).collect();
             order.shuffle(&mut rng);
+            // Length buckets: within each run of 8 batches, sequences of similar length share
+            // a batch, so little of a batch is padding; the batches themselves are shuffled.
+            for run in order.chunks_mut(batch * 8) {
+                run.sort_by_key(|&i| seqs[i].len());
+            }
+            let mut batches: Vec<&[usize]> = order.chunks(batch).collect();
+            batches.shuffle(&mut rng);
             let (mut loss_sum, mut nb) = (0.0, 0);
-            for chunk in order.chunks(cfg.batch.max(1)) {
+            for chunk in batches {
                 let loss = model.train_step(&seqs, chunk, &mut rng)?;
                 opt.backward_step(&loss)?;
                 loss_sum += f64::from(loss.to_scalar::<f32>()?);
@@ -473,7 +486,16 @@ impl Bert4Rec {
         )?)
     }
 
+    /// Validation NDCG@10 of the current weights, scored with a [`SeqScorer`] snapshot on
+    /// every core (the candle forward pass computes the same, see the tests).
     fn valid_ndcg10(&self, data: &TrainSet) -> Result<f64> {
+        let scorer = self.snapshot()?;
+        Ok(data.valid_ndcg10(|h| scorer.score(h)))
+    }
+
+    /// [`Bert4Rec::valid_ndcg10`] through candle (the tests compare the two).
+    #[cfg(test)]
+    fn valid_ndcg10_candle(&self, data: &TrainSet) -> Result<f64> {
         let inputs: Vec<&[usize]> = data.valid.iter().map(|(h, _)| h.as_slice()).collect();
         let scores = self.score_batch(&inputs)?;
         let mut sum = 0.0;
@@ -569,6 +591,17 @@ mod tests {
                 (0..11).map(|i| (i * 5) % 60).collect(),
                 (0..30).map(|i| (i * 7) % 60).collect(),
             ];
+            // Validation (what early stopping reads) agrees with the candle forward pass.
+            let data = TrainSet {
+                sequences: Vec::new(),
+                valid: (0..40)
+                    .map(|u| ((0..u % 15).map(|i| (u * 7 + i * 3) % 60).collect(), u % 60))
+                    .collect(),
+                exclude_seen: true,
+            };
+            let fast = m.valid_ndcg10(&data).unwrap();
+            let slow = m.valid_ndcg10_candle(&data).unwrap();
+            assert!((fast - slow).abs() < 1e-3, "{fast} vs {slow}");
             for h in &hists {
                 let want = m.score_batch(&[h]).unwrap().pop().unwrap();
                 let got = m.scorer().unwrap().score(h);

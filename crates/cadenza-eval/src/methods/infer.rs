@@ -57,6 +57,16 @@ struct Linear {
 }
 
 impl Linear {
+    /// Several layers of the same input width as one (outputs side by side).
+    fn stack(parts: &[&Linear]) -> Linear {
+        Linear {
+            w: parts.iter().flat_map(|p| p.w.iter().copied()).collect(),
+            b: parts.iter().flat_map(|p| p.b.iter().copied()).collect(),
+            din: parts[0].din,
+            dout: parts.iter().map(|p| p.dout).sum(),
+        }
+    }
+
     fn from(d: &Dense) -> Result<Self> {
         let (dout, din) = d.w.dims2()?;
         Ok(Linear {
@@ -133,9 +143,11 @@ fn softmax(row: &mut [f32]) {
 
 #[derive(Debug, Clone)]
 struct Block {
+    /// Query, key and value projections stacked (`3h × h`): one product for all three.
+    qkv: Linear,
+    /// Key and value stacked (`2h × h`), and the query alone: the last layer's split.
+    kv: Linear,
     q: Linear,
-    k: Linear,
-    v: Linear,
     o: Linear,
     n1: LayerNorm,
     f1: Linear,
@@ -185,10 +197,11 @@ impl SeqScorer {
             .iter()
             .zip(&p.norms)
             .map(|([q, k, v, o, f1, f2], [n1, n2])| {
+                let (q, k, v) = (Linear::from(q)?, Linear::from(k)?, Linear::from(v)?);
                 Ok(Block {
-                    q: Linear::from(q)?,
-                    k: Linear::from(k)?,
-                    v: Linear::from(v)?,
+                    qkv: Linear::stack(&[&q, &k, &v]),
+                    kv: Linear::stack(&[&k, &v]),
+                    q,
                     o: Linear::from(o)?,
                     n1: LayerNorm::from(n1)?,
                     f1: Linear::from(f1)?,
@@ -237,14 +250,8 @@ impl SeqScorer {
         self.emb_norm.apply(&mut x);
         let dh = h / self.heads;
         let scale = 1.0 / (dh as f32).sqrt();
-        let (mut q, mut k, mut v, mut ctx, mut a, mut f) = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
+        let (mut q, mut kv, mut ctx, mut a, mut f) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut att = vec![0f32; l * l];
         let mut rows = l;
         for (bi, blk) in self.blocks.iter().enumerate() {
@@ -255,9 +262,16 @@ impl SeqScorer {
                 0
             };
             let m = rows - first;
-            blk.k.apply(&x, rows, &mut k);
-            blk.v.apply(&x, rows, &mut v);
-            blk.q.apply(&x[first * h..], m, &mut q);
+            // Where Q, K and V sit: row strides of the Q and K/V buffers, K and V offsets.
+            let (q_rs, kv_rs, k_off, v_off) = if first == 0 {
+                blk.qkv.apply(&x, rows, &mut kv);
+                (3 * h, 3 * h, h, 2 * h)
+            } else {
+                blk.kv.apply(&x, rows, &mut kv);
+                blk.q.apply(&x[first * h..], m, &mut q);
+                (h, 2 * h, 0, h)
+            };
+            let qs: &[f32] = if first == 0 { &kv } else { &q };
             ctx.clear();
             ctx.resize(m * h, 0.0);
             for head in 0..self.heads {
@@ -265,10 +279,10 @@ impl SeqScorer {
                 let s = &mut att[..m * rows];
                 matmul(
                     (m, rows, dh),
-                    &q[off..],
-                    (h, 1),
-                    &k[off..],
-                    (1, h),
+                    &qs[off..],
+                    (q_rs, 1),
+                    &kv[k_off + off..],
+                    (1, kv_rs),
                     s,
                     (rows, 1),
                 );
@@ -280,8 +294,8 @@ impl SeqScorer {
                     (m, dh, rows),
                     s,
                     (rows, 1),
-                    &v[off..],
-                    (h, 1),
+                    &kv[v_off + off..],
+                    (kv_rs, 1),
                     &mut ctx[off..],
                     (h, 1),
                 );

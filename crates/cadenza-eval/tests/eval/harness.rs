@@ -241,7 +241,12 @@ fn checkpoints_serve_the_same_scores() {
 
     // Serving checkpoints carry their table and track ids: no table needed to load them.
     let served = tempfile::tempdir().unwrap();
-    let ids: Vec<String> = s.catalogue.tracks.iter().map(|t| t.track_id.clone()).collect();
+    let ids: Vec<String> = s
+        .catalogue
+        .tracks
+        .iter()
+        .map(|t| t.track_id.clone())
+        .collect();
     use cadenza_eval::methods::{list_checkpoints, load_for_serving, save_for_serving};
     save_for_serving(served.path(), Checkpoint::Bert4RecPop(&bert), &table, &ids).unwrap();
     save_for_serving(served.path(), Checkpoint::Shallow(&shallow), &table, &ids).unwrap();
@@ -250,12 +255,18 @@ fn checkpoints_serve_the_same_scores() {
         ["bert4rec_pop", "shallow"]
     );
     let loaded = load_for_serving(served.path(), "bert4rec_pop").unwrap();
-    assert_eq!((loaded.track_ids, loaded.embedding.as_str()), (ids.clone(), "random"));
+    assert_eq!(
+        (loaded.track_ids, loaded.embedding.as_str()),
+        (ids.clone(), "random")
+    );
     let fused = cadenza_eval::methods::PopFusion {
         inner: bert,
         name: "bert4rec_pop".into(),
     };
-    assert!(close(fused.score_all(h, &c), loaded.ranker.score_all(h, &c)));
+    assert!(close(
+        fused.score_all(h, &c),
+        loaded.ranker.score_all(h, &c)
+    ));
     // An evaluation checkpoint is not a serving one, and ids must match the rows.
     assert!(load_for_serving(dir.path(), "shallow").is_err());
     assert!(

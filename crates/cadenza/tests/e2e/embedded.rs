@@ -83,7 +83,13 @@ async fn one_process_serves_two_tastes_and_survives_restarts() {
     // and each listener's state ends up counting exactly what the generator produced for them.
     let catalogue = cadenza_testkit::repo_root().join("data/corpus/tiny/catalogue.jsonl");
     let out = std::process::Command::new(binary("cadenza"))
-        .args(["replay", "--server", &format!("http://{addr}"), "--users", "6"])
+        .args([
+            "replay",
+            "--server",
+            &format!("http://{addr}"),
+            "--users",
+            "6",
+        ])
         .arg("--catalogue")
         .arg(&catalogue)
         .args(["--rate", "2000", "--batch", "50"])
