@@ -126,22 +126,23 @@ impl LayerNorm {
 
 /// `erf` for `f32` as a rational function of `x` on `[-4, 4]` (outside, ±1 to f32 precision):
 /// the odd/even polynomial pair of Eigen's and XLA's vectorised `erf`, a few ulp from the exact
-/// value. No `exp` and no branch, so the loop vectorises; candle's exact `erf` goes through
+/// value. No `exp`, no branch and no `mul_add` (a libm call without the FMA target feature), so
+/// the loop vectorises; candle's exact `erf` goes through
 /// `f64` and was most of a forward pass's time at 40k activations.
 #[inline]
 fn erf(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
-    let mut p = x2.mul_add(-2.726_142_3e-10, 2.770_681_4e-8);
-    p = x2.mul_add(p, -2.101_024e-6);
-    p = x2.mul_add(p, -5.692_506_4e-5);
-    p = x2.mul_add(p, -7.349_906_3e-4);
-    p = x2.mul_add(p, -2.954_6e-3);
-    p = x2.mul_add(p, -1.609_603_3e-2);
-    let mut q = x2.mul_add(-1.456_607_2e-5, -2.133_740_6e-4);
-    q = x2.mul_add(q, -1.682_827e-3);
-    q = x2.mul_add(q, -7.373_329e-3);
-    q = x2.mul_add(q, -1.426_474e-2);
+    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
+    p = x2 * p + -2.101_024e-6;
+    p = x2 * p + -5.692_506_4e-5;
+    p = x2 * p + -7.349_906_3e-4;
+    p = x2 * p + -2.954_6e-3;
+    p = x2 * p + -1.609_603_3e-2;
+    let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
+    q = x2 * q + -1.682_827e-3;
+    q = x2 * q + -7.373_329e-3;
+    q = x2 * q + -1.426_474e-2;
     x * p / q
 }
 
