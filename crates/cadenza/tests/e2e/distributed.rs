@@ -304,6 +304,53 @@ async fn four_services_over_kafka() {
     assert_eq!(s.listen_count, 23, "a redelivered listen was counted twice");
     assert_eq!(s.play_counts.values().sum::<u32>(), 23);
 
+    // The evaluation's synthetic listeners replayed straight onto Kafka's listen topic (no
+    // ingest in between): session aggregation counts exactly what the generator produced.
+    let catalogue = cadenza_testkit::repo_root().join("data/corpus/tiny/catalogue.jsonl");
+    let out = std::process::Command::new(binary("cadenza"))
+        .args(["replay", "--kafka", &broker.bootstrap(), "--users", "4"])
+        .arg("--catalogue")
+        .arg(&catalogue)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(" 0 refused"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cat = cadenza_eval::catalogue::Catalogue::load(&catalogue).unwrap();
+    let config = cadenza_eval::listeners::ListenerConfig {
+        n_users: 4,
+        seed: 1,
+        ..Default::default()
+    };
+    let mut want = std::collections::BTreeMap::<String, u64>::new();
+    for e in cadenza_eval::listeners::ListenGenerator::new(&cat, config) {
+        *want.entry(e.user_id).or_default() += 1;
+    }
+    assert_eq!(want.len(), 4);
+    for (user, n) in want {
+        let cat = api.cat.clone();
+        eventually(
+            60,
+            &format!("{n} replayed listens of {user} aggregated"),
+            &procs,
+            move || {
+                let (mut cat, user) = (cat.clone(), user.clone());
+                async move {
+                    let s = cat
+                        .get_user_state(GetUserStateRequest { user_id: user })
+                        .await
+                        .ok()?
+                        .into_inner();
+                    (s.listen_count == n).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
     // Graceful shutdown: every process exits 0 on SIGTERM.
     let (mut ingest, mut fe, mut ranking) = (ingest, fe, ranking);
     for p in [&mut ingest, &mut fe, &mut sa, &mut ranking] {
