@@ -125,6 +125,11 @@ pub trait EventBus: Send + Sync + Debug {
         headers: Vec<(String, Vec<u8>)>,
     ) -> Result<Delivery>;
 
+    /// The offset the next event of each partition of `topic` will get (index = partition):
+    /// where a replay that started now ends. What a rebuild reads up to, so that it stops
+    /// at a consistent point while producers keep writing.
+    async fn end_offsets(&self, topic: &str) -> Result<Vec<i64>>;
+
     /// Join consumer group `group` reading `topics`. Every group sees every event; within a
     /// group, each partition is read by one member at a time.
     async fn subscribe(

@@ -175,6 +175,32 @@ impl EventBus for KafkaBus {
         })
     }
 
+    async fn end_offsets(&self, topic: &str) -> Result<Vec<i64>> {
+        validate_topic(topic)?;
+        let producer = self.producer.clone();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let client = producer.client();
+            let metadata = client.fetch_metadata(Some(&topic), TOPIC_READY_DEADLINE)?;
+            let partitions = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic && t.error().is_none())
+                .map(|t| t.partitions().len())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| Error::UnknownTopic(topic.clone()))?;
+            (0..partitions)
+                .map(|p| {
+                    let p = i32::try_from(p).expect("partition count fits i32");
+                    let (_low, high) = client.fetch_watermarks(&topic, p, TOPIC_READY_DEADLINE)?;
+                    Ok(high)
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+    }
+
     async fn subscribe(
         &self,
         group: &str,

@@ -249,6 +249,10 @@ impl EventBus for LogBus {
         })
     }
 
+    async fn end_offsets(&self, topic: &str) -> Result<Vec<i64>> {
+        Ok(vec![self.inner.partition(topic)?.len()])
+    }
+
     async fn subscribe(
         &self,
         group: &str,

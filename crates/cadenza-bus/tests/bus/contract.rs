@@ -165,6 +165,27 @@ pub async fn earliest_replays_everything(bus: &dyn EventBus) {
     sub.close().await.unwrap();
 }
 
+/// `end_offsets` is where each partition's next event goes: zero on an empty topic, the
+/// count of what each partition holds after publishing (what a rebuild reads up to).
+pub async fn end_offsets_count_each_partition(bus: &dyn EventBus) {
+    let t = "contract.ends";
+    topic(bus, t, 2).await;
+    let ends = bus.end_offsets(t).await.unwrap();
+    assert!(!ends.is_empty() && ends.len() <= 2, "{ends:?}");
+    assert!(ends.iter().all(|e| *e == 0), "{ends:?}");
+    let mut want = vec![0i64; ends.len()];
+    for i in 0..7 {
+        let d = bus
+            .publish(t, format!("k{i}").as_bytes(), b"x".to_vec(), vec![])
+            .await
+            .unwrap();
+        want[usize::try_from(d.partition).unwrap()] = d.offset + 1;
+    }
+    assert_eq!(bus.end_offsets(t).await.unwrap(), want);
+    assert_eq!(want.iter().sum::<i64>(), 7);
+    assert!(bus.end_offsets("contract.no-such-topic").await.is_err());
+}
+
 /// A new group starting from `Latest` never sees what was published before it joined.
 pub async fn latest_skips_the_past(bus: &dyn EventBus) {
     let t = "contract.latest";
@@ -313,7 +334,7 @@ macro_rules! contract_tests {
         $crate::contract_tests!(@each $make;
             order_per_key, groups_each_see_all, commit_then_resume,
             earliest_replays_everything, latest_skips_the_past, headers_round_trip,
-            dead_letter_has_headers);
+            dead_letter_has_headers, end_offsets_count_each_partition);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
