@@ -124,8 +124,11 @@ impl Aggregator {
         *self.waiting.lock().expect("not poisoned") = None;
         let mut state = self.load(&l.user).await?;
         if state.apply_at(l, Some(at), Some(&track.vector)) == Applied::Duplicate {
-            tracing::debug!(event_id = %l.event_id, "duplicate listen ignored");
-            return Ok(Outcome::Done);
+            // Counted already. It is redelivered because its offset was not committed, so the
+            // crash may have come between the write and the announcement: write and announce
+            // the (unchanged) state again, or the replicas that materialise
+            // `cadenza.user-state` would keep the state before it for good.
+            tracing::debug!(event_id = %l.event_id, "duplicate listen: state re-announced");
         }
         let (point, doc) = user_point(&state, self.dim)?;
         self.index.upsert(USERS, vec![point]).await?;

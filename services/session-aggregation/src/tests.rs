@@ -186,7 +186,7 @@ async fn a_redelivered_event_counts_once() {
         .await
         .unwrap();
     let index = index_with_tracks().await;
-    let agg = Aggregator::new(bus, index.clone(), StateConfig::default(), DIM);
+    let agg = Aggregator::new(bus.clone(), index.clone(), StateConfig::default(), DIM);
     let msg = |offset, event: &str| Message {
         topic: topics::LISTEN.into(),
         partition: 0,
@@ -202,4 +202,19 @@ async fn a_redelivered_event_counts_once() {
     let s = stored(index.as_ref(), "cy").await.unwrap();
     assert_eq!(s.listen_count, 2);
     assert_eq!(s.play_counts.values().sum::<u32>(), 2);
+    // A redelivery means the crash may have come before the announcement: every handled
+    // event announces the state, and the last announcement is the stored state.
+    let mut sub = bus
+        .subscribe("check", &[topics::USER_STATE], SubscribeOpts::default())
+        .await
+        .unwrap();
+    let mut last = None;
+    for _ in 0..4 {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(5), sub.next())
+            .await
+            .expect("four announcements")
+            .unwrap();
+        last = Some(UserStateUpdated::decode(m.payload.as_slice()).unwrap());
+    }
+    assert_eq!(last.unwrap().listen_count, 2);
 }
