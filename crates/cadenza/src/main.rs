@@ -58,6 +58,9 @@ enum Command {
     /// Train the served models (shallow net, BERT4Rec, BERT4Rec + personal popularity) on a
     /// corpus and write checkpoints for `up --models` / the ranking service.
     Train(cadenza_eval::train::TrainArgs),
+    /// Rebuild the index's tracks and listener states from the event log (the embedded log of
+    /// `up`, or Kafka), and check them against the live ones.
+    Rebuild(cmd::rebuild::RebuildArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cadenza_eval::cli::run(args),
         Command::Replay(args) => cmd::replay::run(args),
         Command::Train(args) => cadenza_eval::train::run(args),
+        Command::Rebuild(args) => cmd::rebuild::run(args),
     };
     match result {
         Ok(code) => code,

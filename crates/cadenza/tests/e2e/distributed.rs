@@ -307,12 +307,30 @@ async fn four_services_over_kafka() {
     // The evaluation's synthetic listeners replayed straight onto Kafka's listen topic (no
     // ingest in between): session aggregation counts exactly what the generator produced.
     let catalogue = cadenza_testkit::repo_root().join("data/corpus/tiny/catalogue.jsonl");
-    let out = std::process::Command::new(binary("cadenza"))
-        .args(["replay", "--kafka", &broker.bootstrap(), "--users", "4"])
+    // Session aggregation is killed with SIGKILL at a random point of it and restarted.
+    let replay = std::process::Command::new(binary("cadenza"))
+        .args(["replay", "--kafka", &broker.bootstrap(), "--users", "12"])
         .arg("--catalogue")
         .arg(&catalogue)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let at_ms = 300
+        + u64::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+                % 1500,
+        );
+    eprintln!("replay: SIGKILL to session aggregation after {at_ms} ms");
+    tokio::time::sleep(Duration::from_millis(at_ms)).await;
+    sa.kill9();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sa.restart();
+    let procs = [&ingest, &fe, &sa, &ranking];
+    let out = replay.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains(" 0 refused"),
@@ -321,7 +339,7 @@ async fn four_services_over_kafka() {
     );
     let cat = cadenza_eval::catalogue::Catalogue::load(&catalogue).unwrap();
     let config = cadenza_eval::listeners::ListenerConfig {
-        n_users: 4,
+        n_users: 12,
         seed: 1,
         ..Default::default()
     };
@@ -329,7 +347,7 @@ async fn four_services_over_kafka() {
     for e in cadenza_eval::listeners::ListenGenerator::new(&cat, config) {
         *want.entry(e.user_id).or_default() += 1;
     }
-    assert_eq!(want.len(), 4);
+    assert_eq!(want.len(), 12);
     for (user, n) in want {
         let cat = api.cat.clone();
         eventually(
@@ -350,6 +368,23 @@ async fn four_services_over_kafka() {
         )
         .await;
     }
+
+    // Every state is a replay of the listen topic: rebuilt from Kafka, it equals the last
+    // snapshot every replica materialised (so nothing was lost or doubled by the SIGKILLs).
+    let scratch = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(binary("cadenza"))
+        .args(["rebuild", "--kafka-brokers", &broker.bootstrap(), "--check"])
+        .arg("--data-dir")
+        .arg(scratch.path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && report.contains("  identical"),
+        "rebuild: {}\n{report}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Graceful shutdown: every process exits 0 on SIGTERM.
     let (mut ingest, mut fe, mut ranking) = (ingest, fe, ranking);
