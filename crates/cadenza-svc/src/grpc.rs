@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -36,7 +37,9 @@ pub struct ServerArgs {
     /// Largest request message accepted, in bytes (an upload chunk, a listen batch).
     #[arg(long, env = "CADENZA_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
-    /// Requests served at once per connection; more wait.
+    /// Requests served at once by this process (all connections together). One more is
+    /// refused at once with RESOURCE_EXHAUSTED (load shedding: the client backs off instead
+    /// of queueing behind work that will miss its deadline anyway).
     #[arg(long, env = "CADENZA_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
     /// Longest a request may take before it fails with DEADLINE_EXCEEDED, in seconds.
@@ -133,6 +136,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(cadenza_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    IN_FLIGHT.set_limit(args.max_concurrent_requests);
     let mut builder = Server::builder()
         .concurrency_limit_per_connection(args.max_concurrent_requests)
         .timeout(Duration::from_secs(args.request_timeout_s));
@@ -185,6 +189,20 @@ where
 {
     use tracing::Instrument;
     let t0 = Instant::now();
+    let Some(_slot) = IN_FLIGHT.enter() else {
+        metrics::counter(
+            "grpc_shed_total",
+            "requests refused with RESOURCE_EXHAUSTED because the process was at its limit",
+            &["method"],
+        )
+        .with_label_values(&[method])
+        .inc();
+        return Err(Status::resource_exhausted(format!(
+            "server busy: {} requests in flight is the limit (CADENZA_MAX_CONCURRENT_REQUESTS); \
+             retry with backoff",
+            IN_FLIGHT.limit()
+        )));
+    };
     let out = handler.instrument(span.clone()).await;
     let _entered = span.enter();
     let code = match &out {
@@ -211,6 +229,54 @@ where
         tracing::warn!(method, ?code, "request failed: {}", s.message());
     }
     out
+}
+
+/// Requests in flight in this process, against the configured limit.
+static IN_FLIGHT: InFlight = InFlight::new(256);
+
+/// A counter of requests in flight with a limit: [`InFlight::enter`] admits one more or
+/// refuses (never waits).
+#[derive(Debug)]
+pub struct InFlight {
+    limit: AtomicUsize,
+    now: AtomicUsize,
+}
+
+/// One admitted request; leaving (drop) frees its place.
+#[derive(Debug)]
+pub struct Slot<'a>(&'a InFlight);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl InFlight {
+    pub const fn new(limit: usize) -> InFlight {
+        InFlight {
+            limit: AtomicUsize::new(limit),
+            now: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit.max(1), Ordering::Release);
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Acquire)
+    }
+
+    /// A place for one more request, or `None` at the limit.
+    pub fn enter(&self) -> Option<Slot<'_>> {
+        let before = self.now.fetch_add(1, Ordering::AcqRel);
+        if before >= self.limit() {
+            self.now.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot(self))
+    }
 }
 
 /// Checks `authorization: Bearer <token>` when a token is configured. Health checks are
@@ -311,6 +377,25 @@ mod tests {
                 .in_scope(crate::propagation::inject_current);
             assert!(own.iter().any(|(k, v)| k == "traceparent" && !String::from_utf8_lossy(v).contains(trace)));
         });
+    }
+
+    #[test]
+    fn in_flight_admits_up_to_the_limit_and_frees_on_drop() {
+        let f = InFlight::new(2);
+        let a = f.enter().expect("first");
+        let b = f.enter().expect("second");
+        assert!(f.enter().is_none(), "a third is shed");
+        drop(a);
+        let c = f.enter().expect("a place was freed");
+        assert!(f.enter().is_none());
+        f.set_limit(3);
+        let d = f.enter().expect("the limit was raised");
+        drop((b, c, d));
+        f.set_limit(0);
+        assert!(
+            f.enter().is_some(),
+            "a limit of 0 means 1: never refuse everything"
+        );
     }
 
     #[test]

@@ -1021,3 +1021,33 @@ fn a_model_trained_on_other_vectors_or_a_folder_without_models_stops_start_up() 
     assert!(err.contains("models folder"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn an_oversized_request_is_refused_with_the_limit_and_the_server_stays_up() {
+    let index = catalogue().await;
+    listener(index.as_ref(), "jo", &[("violin-0", 1.0)]).await;
+    let mut api = api(index, None).await;
+    // ~5 MB of filter values, over the 4 MiB default of CADENZA_MAX_MESSAGE_BYTES.
+    let huge = RecommendRequest {
+        user_id: "jo".into(),
+        k: 5,
+        filter: Some(pb::Filter {
+            composers: vec!["x".repeat(1000); 5000],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let err = api.rec.recommend(huge).await.unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert!(err.message().contains("too large"), "{err:?}");
+    let ok = api
+        .rec
+        .recommend(RecommendRequest {
+            user_id: "jo".into(),
+            k: 5,
+            ..Default::default()
+        })
+        .await
+        .expect("the next request is served");
+    assert!(!ok.into_inner().tracks.is_empty());
+}
