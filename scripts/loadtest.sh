@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Load and scale measurements against real processes on this machine (see BENCHMARKS.md).
+#
+#   scripts/loadtest.sh grpc    Recommend latency against `cadenza up` on a synthetic catalogue
+#                               of $TRACKS tracks at each of $RATES requests/s
+#   scripts/loadtest.sh scale   the same at one rate ($SCALE_RATE) for each size in $SIZES
+#   scripts/loadtest.sh kafka   listen-path throughput: Kafka → session aggregation
+#   scripts/loadtest.sh soak    the same with session aggregation SIGKILLed every few seconds,
+#                               then `cadenza rebuild --check`: nothing lost or doubled
+#
+# Catalogues are built once into $CADENZA_CACHE/loadtest/<tracks> and reused. Binaries come
+# from the release build the make targets run first. Figures are appended as JSON lines to
+# $LOAD_OUT (default $CADENZA_CACHE/loadtest/results.jsonl) as well as printed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${CADENZA_CACHE:=$HOME/.cache/cadenza}"
+: "${CARGO_TARGET_DIR:=$CADENZA_CACHE/target}"
+BIN="$CARGO_TARGET_DIR/release"
+TRACKS=${TRACKS:-100000}
+RATES=${RATES:-500,1000,2000}
+DURATION=${DURATION:-20}
+USERS=${USERS:-1000}
+SIZES=${SIZES:-10000 100000 1000000}
+SCALE_RATE=${SCALE_RATE:-1000}
+STRATEGY=${STRATEGY:-knn}
+LOAD_OUT=${LOAD_OUT:-$CADENZA_CACHE/loadtest/results.jsonl}
+PORT=${LOAD_PORT:-50561}
+mkdir -p "$CADENZA_CACHE/loadtest"
+
+pids=()
+soak_kafka=
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [[ -n "$soak_kafka" ]]; then
+    scripts/kafka.sh stop || true
+    rm -rf "$KAFKA_DATA"
+    soak_kafka=
+  fi
+}
+trap cleanup EXIT
+
+wait_port() { # host:port, seconds
+  local deadline=$((SECONDS + $2))
+  until (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; do
+    ((SECONDS < deadline)) || { echo "nothing listens on $1 after $2 s" >&2; exit 1; }
+    sleep 0.2
+  done
+}
+
+catalogue() { # tracks → data dir with the catalogue in it
+  local dir="$CADENZA_CACHE/loadtest/catalogue-$1"
+  if [[ ! -f "$dir/.complete" ]]; then
+    rm -rf "$dir"
+    echo "building a synthetic catalogue of $1 tracks in $dir (once)" >&2
+    "$BIN/cadenza-load" catalogue --tracks "$1" --data-dir "$dir" >&2
+    touch "$dir/.complete"
+  fi
+  echo "$dir"
+}
+
+# Serve catalogue $1 with `cadenza up`, give $USERS listeners a history, then measure.
+measure() { # tracks rates label
+  local dir; dir=$(catalogue "$1")
+  "$BIN/cadenza" --log warn up --data-dir "$dir" --grpc-addr "127.0.0.1:$PORT" \
+    --metrics-addr off --max-concurrent-requests 4096 &
+  local up=$!
+  pids+=("$up")
+  wait_port "127.0.0.1:$PORT" 120
+  "$BIN/cadenza-load" users --server "http://127.0.0.1:$PORT" --users "$USERS" --tracks "$1"
+  "$BIN/cadenza-load" grpc --server "http://127.0.0.1:$PORT" --users "$USERS" \
+    --rates "$2" --duration "$DURATION" --strategy "$STRATEGY" --label "$3" --json "$LOAD_OUT"
+  kill -TERM "$up"
+  wait "$up"
+  pids=()
+}
+
+git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+echo "$(date -u +%FT%TZ) $git_rev, $(nproc) cores: scripts/loadtest.sh $*" | tee -a "${LOAD_OUT%.jsonl}.log"
+case "${1:-grpc}" in
+  grpc)
+    measure "$TRACKS" "$RATES" "$TRACKS tracks @ $git_rev"
+    ;;
+  scale)
+    for n in $SIZES; do
+      echo "== $n tracks"
+      measure "$n" "$SCALE_RATE" "$n tracks @ $git_rev"
+    done
+    ;;
+  kafka)
+    # A broker of the project's own (scripts/kafka.sh), session aggregation as its own process
+    # with its own qdrant-edge index, filled from the track.embedded topic.
+    scripts/kafka.sh start
+    scripts/kafka.sh wait
+    brokers="127.0.0.1:${KAFKA_PORT:-19092}"
+    sa_dir=$(mktemp -d "$CADENZA_CACHE/loadtest/sa.XXXXXX")
+    "$BIN/cadenza-session-aggregation" --kafka-brokers "$brokers" --data-dir "$sa_dir" \
+      --grpc-addr 127.0.0.1:50571 --metrics-addr 127.0.0.1:9571 --instance-id load \
+      --topic-partitions "${PARTITIONS:-6}" --log warn &
+    pids+=($!)
+    wait_port 127.0.0.1:50571 60
+    "$BIN/cadenza-load" catalogue --kafka "$brokers" --tracks "${KAFKA_TRACKS:-10000}" \
+      --partitions "${PARTITIONS:-6}"
+    "$BIN/cadenza-load" listens --kafka "$brokers" --tracks "${KAFKA_TRACKS:-10000}" \
+      --count "${LISTENS:-100000}" --users "${LISTEN_USERS:-5000}" \
+      --wait-group cadenza-session-aggregation-tracks-load --seed "$RANDOM"
+    cleanup
+    pids=()
+    rm -rf "$sa_dir"
+    [[ "${KEEP_KAFKA:-}" == 1 ]] || scripts/kafka.sh stop
+    ;;
+  soak)
+    # Fault scenario: $LISTENS listens through Kafka while session aggregation is killed with
+    # SIGKILL every $KILL_EVERY_MIN..$KILL_EVERY_MAX s and restarted; then every user state is
+    # rebuilt from the listen topic and checked against what the service announced (0 lost,
+    # 0 double-counted), and the time from the last restart to a caught-up group is printed.
+    # A broker of its own on fresh data: earlier runs' topics and offsets must not count.
+    export KAFKA_PORT=${SOAK_KAFKA_PORT:-19292}
+    KAFKA_DATA=$(mktemp -d "$CADENZA_CACHE/loadtest/kafka.XXXXXX")
+    export KAFKA_DATA
+    soak_kafka=1
+    scripts/kafka.sh start
+    scripts/kafka.sh wait
+    brokers="127.0.0.1:${KAFKA_PORT:-19092}"
+    sa_dir=$(mktemp -d "$CADENZA_CACHE/loadtest/sa.XXXXXX")
+    start_sa() {
+      "$BIN/cadenza-session-aggregation" --kafka-brokers "$brokers" --data-dir "$sa_dir" \
+        --grpc-addr 127.0.0.1:50571 --metrics-addr off --instance-id soak \
+        --topic-partitions "${PARTITIONS:-6}" --log warn >>"$sa_dir/sa.log" 2>&1 &
+      sa=$!
+      pids+=("$sa")
+    }
+    start_sa
+    wait_port 127.0.0.1:50571 60
+    "$BIN/cadenza-load" catalogue --kafka "$brokers" --tracks "${KAFKA_TRACKS:-10000}" \
+      --partitions "${PARTITIONS:-6}"
+    "$BIN/cadenza-load" listens --kafka "$brokers" --tracks "${KAFKA_TRACKS:-10000}" \
+      --count "${LISTENS:-100000}" --users "${LISTEN_USERS:-5000}" \
+      --wait-group cadenza-session-aggregation-tracks-soak --seed "$RANDOM" &
+    load=$!
+    kills=0
+    last_restart=$SECONDS
+    while kill -0 "$load" 2>/dev/null; do
+      sleep $((${KILL_EVERY_MIN:-3} + RANDOM % (${KILL_EVERY_MAX:-8} - ${KILL_EVERY_MIN:-3} + 1)))
+      kill -0 "$load" 2>/dev/null || break
+      kill -KILL "$sa"; wait "$sa" 2>/dev/null || true
+      kills=$((kills + 1))
+      echo "SIGKILL #$kills to session aggregation at ${SECONDS}s; restarting"
+      start_sa
+      last_restart=$SECONDS
+    done
+    wait "$load"
+    echo "caught up $((SECONDS - last_restart)) s after the last restart ($kills SIGKILLs)"
+    check_dir=$(mktemp -d "$CADENZA_CACHE/loadtest/rebuild.XXXXXX")
+    "$BIN/cadenza" --log warn rebuild --kafka-brokers "$brokers" --data-dir "$check_dir" --check \
+      | tee "$check_dir/report.txt"
+    grep -q "  identical" "$check_dir/report.txt"
+    kill -TERM "$sa"; wait "$sa" 2>/dev/null || true
+    rm -rf "$sa_dir" "$check_dir"
+    ;;
+  *)
+    echo "usage: $0 grpc|scale|kafka|soak" >&2
+    exit 2
+    ;;
+esac
