@@ -1,5 +1,5 @@
 # Load and scale measurements (figures in BENCHMARKS.md); scripts/loadtest.sh does the work.
-LOAD_BINS := $(CARGO) build --release -p cadenza -p cadenza-loadtest -p cadenza-session-aggregation
+LOAD_BINS := $(CARGO) build --release -p cadenza -p cadenza-audio -p cadenza-loadtest -p cadenza-session-aggregation
 
 loadtest: setup ## Recommend latency against `cadenza up` at RATES=500,1000,2000 req/s on TRACKS=100000 synthetic tracks
 	$(LOAD_BINS)

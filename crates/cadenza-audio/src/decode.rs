@@ -16,7 +16,7 @@ use crate::error::{AudioError, Result};
 
 /// What a decode may cost. Defaults suit an archive of recordings: an hour-long movement is
 /// fine, a 10 GB file or a day-long stream is not.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Largest accepted file, in bytes.
     pub max_bytes: u64,

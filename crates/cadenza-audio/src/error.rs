@@ -45,7 +45,37 @@ pub enum AudioError {
     NonFiniteSamples { count: usize, first_at_s: f64 },
     #[error("resampling from {from} Hz to {to} Hz failed: {detail}")]
     Resample { from: u32, to: u32, detail: String },
+    /// An error the isolated decoding worker reported (one of the kinds above, by name).
+    #[error("{message}")]
+    Isolated { kind: &'static str, message: String },
+    /// The isolated decoding worker was stopped at one of its resource limits.
+    #[error(
+        "decoding this file needed more {limit} than the decoder may use ({detail}); an archive recording within the size and duration limits never does"
+    )]
+    DecoderLimit { limit: &'static str, detail: String },
+    /// The isolated decoding worker died on this file (a decoder bug the file triggers).
+    #[error("the decoder crashed on this file ({detail})")]
+    DecoderCrashed { detail: String },
 }
+
+/// Every kind [`AudioError::kind`] can return for a decoding error (the worker reports kinds
+/// by name; the parent maps them back to these static names).
+pub const DECODE_KINDS: [&str; 14] = [
+    "io",
+    "empty",
+    "too_large",
+    "unrecognised_format",
+    "no_audio_track",
+    "unsupported_codec",
+    "corrupt",
+    "truncated",
+    "bad_sample_rate",
+    "bad_channel_count",
+    "too_long",
+    "too_short",
+    "non_finite_samples",
+    "resample",
+];
 
 impl AudioError {
     /// A short, stable, low-cardinality name for metrics labels and dead-letter headers.
@@ -65,6 +95,9 @@ impl AudioError {
             AudioError::TooShort { .. } => "too_short",
             AudioError::NonFiniteSamples { .. } => "non_finite_samples",
             AudioError::Resample { .. } => "resample",
+            AudioError::Isolated { kind, .. } => kind,
+            AudioError::DecoderLimit { .. } => "decoder_limit",
+            AudioError::DecoderCrashed { .. } => "decoder_crashed",
         }
     }
 }

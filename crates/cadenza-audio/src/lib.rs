@@ -8,11 +8,13 @@
 
 mod decode;
 mod error;
+pub mod isolate;
 mod mel;
 mod resample;
 
 pub use decode::{DecodedAudio, Limits, decode_bytes, decode_file};
-pub use error::{AudioError, Result};
+pub use error::{AudioError, DECODE_KINDS, Result};
+pub use isolate::{Isolation, Probe};
 pub use mel::{LogMel, MelConfig, MelFrontEnd, Patches};
 pub use resample::resample_mono;
 

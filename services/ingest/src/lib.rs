@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cadenza_audio::Limits;
+use cadenza_audio::{Isolation, Limits};
 use cadenza_bus::{EventBus, Message};
 use cadenza_core::{Listen, TrackId};
 use cadenza_index::VectorIndex;
@@ -41,6 +41,9 @@ pub struct IngestOptions {
     pub allowed_roots: Vec<PathBuf>,
     /// Most listens in one `RecordListens` call.
     pub max_batch: usize,
+    /// Decode uploads in a resource-limited worker process (`cadenza-decode`); `None`: in
+    /// this process (unit tests, or a deployment that chose to).
+    pub isolation: Option<Isolation>,
 }
 
 impl Default for IngestOptions {
@@ -50,6 +53,7 @@ impl Default for IngestOptions {
             max_duration_s: 3_600.0,
             allowed_roots: Vec::new(),
             max_batch: 1_000,
+            isolation: None,
         }
     }
 }
@@ -80,6 +84,36 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Decode an upload in the isolated worker: the bytes go to a temporary file (named with the
+/// upload's extension, the format hint) that is removed afterwards. The outer error is ours
+/// (the temporary file could not be written), the inner one the file's.
+fn probe_isolated(
+    iso: &Isolation,
+    bytes: &[u8],
+    ext: Option<&str>,
+    limits: &Limits,
+) -> Result<Result<(), cadenza_audio::AudioError>, Status> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let ext = ext
+        .filter(|e| e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+        .map(|e| format!(".{e}"))
+        .unwrap_or_default();
+    let path = std::env::temp_dir().join(format!(
+        "cadenza-probe-{}-{}{ext}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, bytes).map_err(|e| {
+        Status::unavailable(format!(
+            "cannot stage the upload for decoding in {}: {e}",
+            path.display()
+        ))
+    })?;
+    let probed = iso.probe_file(&path, limits).map(|_| ());
+    let _ = std::fs::remove_file(&path);
+    Ok(probed)
 }
 
 /// The track id of an upload: the archive's own id (`metadata.external_id`) when given, else
@@ -159,11 +193,13 @@ impl IngestService {
         // a round trip, not a dead letter in feature extraction later.
         let probe = bytes.clone();
         let hint = ext.clone();
-        let decoded = tokio::task::spawn_blocking(move || {
-            cadenza_audio::decode_bytes(probe, hint.as_deref(), &limits)
+        let isolation = self.options.isolation.clone();
+        let decoded = tokio::task::spawn_blocking(move || match isolation {
+            Some(iso) => probe_isolated(&iso, &probe, hint.as_deref(), &limits),
+            None => Ok(cadenza_audio::decode_bytes(probe, hint.as_deref(), &limits).map(|_| ())),
         })
         .await
-        .map_err(|e| Status::internal(format!("decoder task failed: {e}")))?;
+        .map_err(|e| Status::internal(format!("decoder task failed: {e}")))??;
         if let Err(e) = decoded {
             count_error(e.kind());
             return Err(Status::invalid_argument(format!(
@@ -506,3 +542,76 @@ impl Ingest for IngestService {
 
 #[cfg(test)]
 mod tests;
+
+/// Where uploads are decoded to validate them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DecoderMode {
+    /// Isolated if the `cadenza-decode` worker is installed next to this binary, else in
+    /// process (with a warning).
+    Auto,
+    /// A `cadenza-decode` worker process per upload under the limits: a hostile file cannot
+    /// crash or hang the service. Start-up fails if the worker is missing.
+    Isolated,
+    /// In this process (byte, duration, sample-rate and channel limits still apply).
+    InProcess,
+}
+
+/// Upload decoding settings shared by `cadenza-ingest` and `cadenza up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DecoderArgs {
+    /// Where uploads are decoded to validate them.
+    #[arg(long, env = "CADENZA_DECODER", value_enum, default_value = "auto")]
+    pub decoder: DecoderMode,
+    /// Memory one isolated decode may use, in MiB (the worker's address space).
+    #[arg(long, env = "CADENZA_DECODER_MEMORY_MB", default_value_t = 2048)]
+    pub decoder_memory_mb: u64,
+    /// CPU seconds one isolated decode may use.
+    #[arg(long, env = "CADENZA_DECODER_CPU_S", default_value_t = 60)]
+    pub decoder_cpu_s: u64,
+    /// Wall-clock seconds one isolated decode may take.
+    #[arg(long, env = "CADENZA_DECODER_TIMEOUT_S", default_value_t = 120)]
+    pub decoder_timeout_s: u64,
+}
+
+impl Default for DecoderArgs {
+    fn default() -> Self {
+        DecoderArgs {
+            decoder: DecoderMode::Auto,
+            decoder_memory_mb: 2048,
+            decoder_cpu_s: 60,
+            decoder_timeout_s: 120,
+        }
+    }
+}
+
+impl DecoderArgs {
+    /// The isolation these settings ask for (`None`: decode in process).
+    pub fn isolation(&self) -> anyhow::Result<Option<Isolation>> {
+        let located = match self.decoder {
+            DecoderMode::InProcess => return Ok(None),
+            _ => Isolation::locate(),
+        };
+        let worker = match (located, self.decoder) {
+            (Ok(w), _) => w,
+            (Err(why), DecoderMode::Isolated) => {
+                anyhow::bail!("--decoder isolated: {why}; or pass --decoder in-process")
+            }
+            (Err(why), _) => {
+                tracing::warn!("uploads are decoded in this process: {why}");
+                return Ok(None);
+            }
+        };
+        tracing::info!(
+            worker = %worker.display(),
+            memory_mb = self.decoder_memory_mb,
+            cpu_s = self.decoder_cpu_s,
+            "uploads are decoded in an isolated worker process"
+        );
+        Ok(Some(Isolation {
+            worker,
+            cpu_s: self.decoder_cpu_s.max(1),
+            memory_bytes: self.decoder_memory_mb.max(16) << 20,
+            wall: std::time::Duration::from_secs(self.decoder_timeout_s.max(1)),
+        }))
+    }
+}

@@ -21,6 +21,8 @@ struct Args {
     index: IndexArgs,
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    decoder: cadenza_ingest::DecoderArgs,
     /// Where uploaded audio is stored (content-addressed; shared with feature extraction).
     #[arg(long, env = "CADENZA_BLOB_DIR", default_value = "data/blobs")]
     blob_dir: PathBuf,
@@ -86,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
             max_upload_bytes: args.max_upload_bytes,
             max_duration_s: args.max_duration_s,
             allowed_roots: args.allow_path,
+            isolation: args.decoder.isolation()?,
             ..IngestOptions::default()
         },
     );

@@ -2,6 +2,7 @@
 //! bad-input matrix — each case must give its own typed error, never a panic.
 
 mod corpus;
+mod isolate;
 mod wav;
 
 use cadenza_audio::{AudioError, Limits, MelFrontEnd, decode_bytes, decode_file, load_for_model};

@@ -48,6 +48,8 @@ pub struct UpArgs {
     /// Inactivity gap that closes a listening session, in seconds.
     #[arg(long, env = "CADENZA_SESSION_GAP_S", default_value_t = 1800)]
     pub session_gap_s: u64,
+    #[command(flatten)]
+    pub decoder: cadenza_ingest::DecoderArgs,
 }
 
 impl UpArgs {
@@ -62,6 +64,7 @@ impl UpArgs {
             threads: 2,
             allow_path: Vec::new(),
             session_gap_s: 1800,
+            decoder: cadenza_ingest::DecoderArgs::default(),
         }
     }
 }
@@ -137,6 +140,7 @@ impl System {
             index.clone(),
             IngestOptions {
                 allowed_roots: args.allow_path.clone(),
+                isolation: args.decoder.isolation()?,
                 ..IngestOptions::default()
             },
         );
