@@ -9,7 +9,7 @@ build: setup ## build every binary (release)
 	$(CARGO) build --release --workspace --bins
 
 run: setup ## the main job on embedded defaults: build, make the tiny corpus, run the whole system on it (cadenza demo)
-	$(CARGO) build --release -p cadenza
+	$(CARGO) build --release -p cadenza -p cadenza-audio
 	$(MAKE) --no-print-directory corpus PRESET=tiny
 	$(CADENZA_BIN) --log warn demo data/corpus/tiny
 
@@ -21,6 +21,10 @@ test: setup ## the whole test suite: what CI runs (.ci/run)
 	CADENZA_CORPUS_REQUIRED=1 $(CARGO) test --workspace --no-fail-fast
 	$(MAKE) --no-print-directory corpus-test PRESET=tiny
 	$(MAKE) --no-print-directory deploy-check
+	$(MAKE) --no-print-directory audit
+
+audit: ## dependency audit with cargo-deny (licences, banned crates, sources; deny.toml)
+	@scripts/audit.sh
 
 fmt: ## format the Rust code
 	$(CARGO) fmt --all
@@ -29,4 +33,4 @@ lint: ## rustfmt check + clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-.PHONY: setup build run test fmt lint
+.PHONY: setup build run test audit fmt lint
