@@ -8,12 +8,13 @@
 //! loses nothing and counts nothing twice; replaying the topic into an empty index rebuilds
 //! every state exactly (the rules are deterministic in the order of each user's partition).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cadenza_bus::{EventBus, Message};
 use cadenza_core::{Applied, Listen, Position, StateConfig, UserId, UserState};
-use cadenza_index::{Point, VectorIndex};
+use cadenza_index::{Point, PointId, VectorIndex};
 use cadenza_proto::Message as _;
 use cadenza_proto::topics;
 use cadenza_proto::v1::{ListenRecorded, UserStateUpdated};
@@ -23,6 +24,9 @@ use cadenza_svc::{Shutdown, propagation};
 use serde_json::{Value, json};
 
 pub const GROUP: &str = "cadenza-session-aggregation";
+
+/// Most listens folded together (see [`Aggregator::handle_batch`]).
+pub const MAX_BATCH: usize = 512;
 
 /// How long a listen of a track the index does not hold yet is retried before it is sent to
 /// the dead-letter topic. Ingest only accepts listens of known tracks, so a miss here is a
@@ -63,21 +67,192 @@ impl Aggregator {
         }
     }
 
-    /// Consume until shutdown.
+    /// Consume until shutdown, in batches of what is already waiting (at most
+    /// [`MAX_BATCH`]).
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let me = Arc::new(self);
-        consumer::run(
+        consumer::run_batched(
             me.bus.as_ref(),
             &me.group,
             &[topics::LISTEN],
             "session-aggregation",
             shutdown,
-            |msg| {
+            MAX_BATCH,
+            |batch| {
                 let me = me.clone();
-                async move { me.handle(&msg).await }
+                async move { me.handle_batch(&batch).await }
             },
         )
         .await
+    }
+
+    /// Process several events of the listen topic together: one index read for their tracks,
+    /// one for their listeners, one write of every listener touched, one announcement per
+    /// listener — the same states as [`Aggregator::handle`] one by one (the rules run in
+    /// order per listener), at a fraction of the round trips. A listen of a track not in the
+    /// index sends the batch down the one-by-one path, which knows how to wait for it.
+    pub async fn handle_batch(&self, msgs: &[Message]) -> Vec<Outcome> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!("aggregate_listens", n = msgs.len());
+        if let Some(first) = msgs.first() {
+            propagation::set_parent(&span, &first.headers);
+        }
+        self.batch(msgs).instrument(span).await
+    }
+
+    async fn batch(&self, msgs: &[Message]) -> Vec<Outcome> {
+        let now = now_ms();
+        let mut outcomes: Vec<Option<Outcome>> = msgs.iter().map(|_| None).collect();
+        let mut valid = Vec::new();
+        for (i, msg) in msgs.iter().enumerate() {
+            let listen = match ListenRecorded::decode(msg.payload.as_slice()) {
+                Ok(l) => l,
+                Err(e) => {
+                    outcomes[i] = Some(Outcome::Rejected {
+                        kind: "malformed",
+                        reason: format!("not a ListenRecorded protobuf: {e}"),
+                    });
+                    continue;
+                }
+            };
+            match to_listen(&listen, now) {
+                Ok(l) => valid.push((i, l)),
+                Err(reason) => {
+                    outcomes[i] = Some(Outcome::Rejected {
+                        kind: "invalid",
+                        reason,
+                    });
+                }
+            }
+        }
+        if !valid.is_empty() {
+            match self.apply_batch(msgs, &valid).await {
+                Ok(true) => {
+                    for (i, _) in &valid {
+                        outcomes[*i] = Some(Outcome::Done);
+                    }
+                }
+                Ok(false) => {
+                    // A track the index lacks: one by one, in order, so the waiting and the
+                    // dead-lettering work as for single events.
+                    let mut out = Vec::with_capacity(msgs.len());
+                    let mut blocked = false;
+                    for (i, msg) in msgs.iter().enumerate() {
+                        let o = match outcomes[i].take() {
+                            Some(o) => o,
+                            None if blocked => Outcome::Retry(anyhow::anyhow!(
+                                "an earlier listen of this batch is waiting"
+                            )),
+                            None => self.handle(msg).await,
+                        };
+                        blocked |= matches!(o, Outcome::Retry(_));
+                        out.push(o);
+                    }
+                    return out;
+                }
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    for (i, _) in &valid {
+                        outcomes[*i] = Some(Outcome::Retry(anyhow::anyhow!("{why}")));
+                    }
+                }
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.expect("every event has an outcome"))
+            .collect()
+    }
+
+    /// The batch's valid listens applied: `Ok(false)` (nothing written) if one names a track
+    /// the index does not hold.
+    async fn apply_batch(
+        &self,
+        msgs: &[Message],
+        valid: &[(usize, Listen)],
+    ) -> anyhow::Result<bool> {
+        let mut track_ids: Vec<PointId> = valid
+            .iter()
+            .map(|(_, l)| point_id(l.track.as_str()))
+            .collect();
+        track_ids.sort_unstable();
+        track_ids.dedup();
+        let vectors: HashMap<PointId, Vec<f32>> = self
+            .index
+            .get(TRACKS, &track_ids, true)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p.vector))
+            .collect();
+        if vectors.len() < track_ids.len() {
+            return Ok(false);
+        }
+        *self.waiting.lock().expect("not poisoned") = None;
+        let mut user_ids: Vec<PointId> = valid
+            .iter()
+            .map(|(_, l)| point_id(l.user.as_str()))
+            .collect();
+        user_ids.sort_unstable();
+        user_ids.dedup();
+        let mut states: HashMap<PointId, UserState> = HashMap::new();
+        for p in self.index.get(USERS, &user_ids, false).await? {
+            states.insert(p.id, state_of(&p.payload)?);
+        }
+        // Listeners in the order of their first listen here; each one's last event id.
+        let mut touched: Vec<PointId> = Vec::new();
+        let mut last_event: HashMap<PointId, String> = HashMap::new();
+        for (i, l) in valid {
+            let id = point_id(l.user.as_str());
+            let at = Position {
+                partition: msgs[*i].partition,
+                offset: msgs[*i].offset,
+            };
+            let state = states
+                .entry(id)
+                .or_insert_with(|| UserState::new(l.user.clone(), self.config));
+            let vector = vectors.get(&point_id(l.track.as_str())).map(Vec::as_slice);
+            if state.apply_at(l, Some(at), vector) == Applied::Duplicate {
+                // Re-announced below all the same (see `apply`).
+                tracing::debug!(event_id = %l.event_id, "duplicate listen: state re-announced");
+            }
+            if last_event.insert(id, l.event_id.clone()).is_none() {
+                touched.push(id);
+            }
+        }
+        let mut points = Vec::with_capacity(touched.len());
+        let mut updates = Vec::with_capacity(touched.len());
+        for id in &touched {
+            let state = &states[id];
+            let (point, doc) = user_point(state, self.dim)?;
+            points.push(point);
+            updates.push(UserStateUpdated {
+                user_id: state.user.to_string(),
+                listen_count: state.listen_count,
+                last_event_id: last_event.remove(id).unwrap_or_default(),
+                state_json: doc,
+            });
+        }
+        self.index.upsert(USERS, points).await?;
+        // One announcement per listener, all in flight together (each listener's come from
+        // one batch at a time, so they stay in order per key).
+        let headers = propagation::inject_current();
+        let mut sends = tokio::task::JoinSet::new();
+        for update in updates {
+            let (bus, headers) = (self.bus.clone(), headers.clone());
+            sends.spawn(async move {
+                bus.publish(
+                    topics::USER_STATE,
+                    update.user_id.as_bytes(),
+                    update.encode_to_vec(),
+                    headers,
+                )
+                .await
+            });
+        }
+        while let Some(r) = sends.join_next().await {
+            r??;
+        }
+        Ok(true)
     }
 
     /// Process one event of the listen topic.

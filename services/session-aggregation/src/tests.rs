@@ -218,3 +218,118 @@ async fn a_redelivered_event_counts_once() {
     }
     assert_eq!(last.unwrap().listen_count, 2);
 }
+
+#[tokio::test]
+async fn a_batch_ends_in_the_states_of_one_event_at_a_time() {
+    let msg = |offset: i64, payload: Vec<u8>| Message {
+        topic: topics::LISTEN.into(),
+        partition: (offset % 2) as i32,
+        offset,
+        key: None,
+        payload,
+        headers: vec![],
+        timestamp_ms: 0,
+    };
+    let t0 = 1_700_000_000_000;
+    let mut events: Vec<Message> = (0..24)
+        .map(|i| {
+            let user = ["ann", "bo", "cy"][(i % 3) as usize];
+            let track = format!("t{}", i % 4);
+            msg(
+                i,
+                listen(
+                    &format!("e{i}"),
+                    user,
+                    &track,
+                    t0 + i * 60_000,
+                    0.2 + (i % 5) as f32 * 0.2,
+                ),
+            )
+        })
+        .collect();
+    events.push(msg(24, b"\x08\xff garbage".to_vec()));
+    events.push(events[3].clone()); // a redelivery
+    let one_by_one = index_with_tracks().await;
+    let batched = index_with_tracks().await;
+    let bus = || async {
+        let dir = tempfile::tempdir().unwrap();
+        let bus: Arc<dyn EventBus> = Arc::new(LogBus::open(dir.path()).await.unwrap());
+        bus.ensure_topics(&cadenza_svc::wiring::topic_specs(1))
+            .await
+            .unwrap();
+        (dir, bus)
+    };
+    let ((_d1, bus1), (_d2, bus2)) = (bus().await, bus().await);
+    let single = Aggregator::new(bus1, one_by_one.clone(), StateConfig::default(), DIM);
+    let mut singles = Vec::new();
+    for m in &events {
+        singles.push(single.handle(m).await);
+    }
+    let agg = Aggregator::new(bus2, batched.clone(), StateConfig::default(), DIM);
+    let outcomes = agg.handle_batch(&events).await;
+    assert_eq!(outcomes.len(), events.len());
+    for (i, (a, b)) in singles.iter().zip(&outcomes).enumerate() {
+        assert_eq!(
+            std::mem::discriminant(a),
+            std::mem::discriminant(b),
+            "event {i}: {a:?} one by one, {b:?} in the batch"
+        );
+    }
+    assert!(matches!(
+        outcomes[24],
+        Outcome::Rejected {
+            kind: "malformed",
+            ..
+        }
+    ));
+    for user in ["ann", "bo", "cy"] {
+        let (a, b) = (
+            stored(one_by_one.as_ref(), user).await.unwrap(),
+            stored(batched.as_ref(), user).await.unwrap(),
+        );
+        assert_eq!(a.listen_count, 8, "{user}");
+        assert_eq!(
+            serde_json::to_value(&a).unwrap(),
+            serde_json::to_value(&b).unwrap(),
+            "{user}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_batch_with_an_unknown_track_falls_back_to_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus: Arc<dyn EventBus> = Arc::new(LogBus::open(dir.path()).await.unwrap());
+    bus.ensure_topics(&cadenza_svc::wiring::topic_specs(1))
+        .await
+        .unwrap();
+    let index = index_with_tracks().await;
+    let agg = Aggregator::new(bus, index.clone(), StateConfig::default(), DIM);
+    let msg = |offset, track: &str| Message {
+        topic: topics::LISTEN.into(),
+        partition: 0,
+        offset,
+        key: None,
+        payload: listen(
+            &format!("e{offset}"),
+            "dee",
+            track,
+            1_700_000_000_000 + offset,
+            1.0,
+        ),
+        headers: vec![],
+        timestamp_ms: 0,
+    };
+    let batch = [msg(0, "t1"), msg(1, "ghost"), msg(2, "t2")];
+    let out = agg.handle_batch(&batch).await;
+    assert!(matches!(out[0], Outcome::Done), "{out:?}");
+    assert!(
+        matches!(out[1], Outcome::Retry(_)),
+        "the unknown track waits: {out:?}"
+    );
+    assert!(
+        matches!(out[2], Outcome::Retry(_)),
+        "and what follows it: {out:?}"
+    );
+    assert_eq!(stored(index.as_ref(), "dee").await.unwrap().listen_count, 1);
+}

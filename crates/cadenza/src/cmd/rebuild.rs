@@ -637,13 +637,21 @@ fn name(p: &Point) -> String {
         .map_or_else(|| format!("{:?}", p.id), str::to_owned)
 }
 
-/// Same id, vectors within 1e-5, payloads equal with numbers within 1e-5 (relative).
+/// Same id, vectors of the same direction (within 1e-5 once normalised: indexes store
+/// cosine vectors normalised, announcements carry them as computed), payloads equal with
+/// numbers within 1e-5 (relative).
 fn points_close(a: &Point, b: &Point) -> bool {
+    let unit = |v: &[f32]| {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter()
+            .map(|x| if n > 0.0 { x / n } else { *x })
+            .collect::<Vec<f32>>()
+    };
     a.id == b.id
         && a.vector.len() == b.vector.len()
-        && a.vector
+        && unit(&a.vector)
             .iter()
-            .zip(&b.vector)
+            .zip(&unit(&b.vector))
             .all(|(x, y)| (x - y).abs() <= 1e-5)
         && a.payload.len() == b.payload.len()
         && a.payload
@@ -682,6 +690,18 @@ mod tests {
         assert!(json_close(&a, &b));
         assert!(!json_close(&a, &c));
         assert!(!json_close(&a, &d));
+    }
+
+    #[test]
+    fn points_compare_by_direction_and_payload() {
+        let p = |v: Vec<f32>, n: u64| {
+            let mut payload = serde_json::Map::new();
+            payload.insert("n".into(), serde_json::json!(n));
+            Point::new(7, v).with_payload(payload)
+        };
+        assert!(points_close(&p(vec![3.0, 4.0], 1), &p(vec![0.6, 0.8], 1)));
+        assert!(!points_close(&p(vec![3.0, 4.0], 1), &p(vec![0.8, 0.6], 1)));
+        assert!(!points_close(&p(vec![3.0, 4.0], 1), &p(vec![0.6, 0.8], 2)));
     }
 
     #[test]
