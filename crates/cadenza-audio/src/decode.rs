@@ -78,7 +78,23 @@ pub fn decode_file(path: &Path, limits: &Limits) -> Result<DecodedAudio> {
     check_size(size, limits)?;
     let file = File::open(path).map_err(io_err)?;
     let ext = path.extension().and_then(|e| e.to_str());
-    decode_source(Box::new(file), ext, limits)
+    contain(|| decode_source(Box::new(file), ext, limits))
+}
+
+/// Runs a decode, turning a panic inside the decoder (a symphonia bug a crafted file
+/// triggers: fuzzing found an integer overflow in its WAV `fmt` parsing) into an error, so the
+/// front end never panics on input.
+fn contain(decode: impl FnOnce() -> Result<DecodedAudio>) -> Result<DecodedAudio> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        Err(AudioError::DecoderCrashed {
+            detail: format!("the decoder panicked: {what}"),
+        })
+    })
 }
 
 /// Decode an in-memory upload; `extension` (e.g. `"flac"`) is an optional hint.
@@ -88,7 +104,7 @@ pub fn decode_bytes(
     limits: &Limits,
 ) -> Result<DecodedAudio> {
     check_size(bytes.len() as u64, limits)?;
-    decode_source(Box::new(Cursor::new(bytes)), extension, limits)
+    contain(|| decode_source(Box::new(Cursor::new(bytes)), extension, limits))
 }
 
 fn check_size(size: u64, limits: &Limits) -> Result<()> {

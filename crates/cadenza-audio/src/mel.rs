@@ -203,8 +203,17 @@ impl MelFrontEnd {
 }
 
 /// `log10(10000·x + 1)` of the float16-rounded mel power, in float32 (see the module docs).
+/// Powers beyond float16's range (65504), and NaN, saturate at 65504 instead of becoming
+/// `inf`/NaN as in the reference: real recordings never get there, but a decoder fed a
+/// hostile file can emit samples far outside [-1, 1], and a non-finite model input would
+/// poison the track's embedding (and every profile that includes it).
 fn compress(mel_power: f32) -> f32 {
-    (f16::from_f32(mel_power).to_f32() * 10_000.0 + 1.0).log10()
+    let power = if mel_power.is_nan() {
+        f16::MAX.to_f32()
+    } else {
+        mel_power.min(f16::MAX.to_f32())
+    };
+    (f16::from_f32(power).to_f32() * 10_000.0 + 1.0).log10()
 }
 
 /// numpy's `np.pad(x, pad, mode="reflect")`: mirror without repeating the edge sample.
@@ -346,5 +355,10 @@ mod tests {
         assert_eq!(compress(0.1), expected);
         // Loud input stays finite (float16 tops out at 65504, well above real mel powers).
         assert!(compress(300.0).is_finite());
+        // Beyond it (a hostile decode), saturation rather than inf / NaN (found by fuzzing).
+        let top = compress(65_504.0);
+        for x in [1e6, f32::MAX, f32::INFINITY, f32::NAN] {
+            assert_eq!(compress(x), top, "{x}");
+        }
     }
 }

@@ -51,6 +51,10 @@ struct Args {
     /// Where failing inputs are written.
     #[arg(long, default_value = "target/fuzz-artifacts")]
     artifacts: PathBuf,
+    /// Run these saved inputs once each, panics not caught (to see the backtrace), instead
+    /// of fuzzing.
+    #[arg(long, num_args = 1..)]
+    replay: Vec<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -81,6 +85,18 @@ fn main() -> std::process::ExitCode {
         ..Limits::default()
     };
     let front = MelFrontEnd::new(MelConfig::default());
+    if !args.replay.is_empty() {
+        for path in &args.replay {
+            let input = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            let outcome = match args.target {
+                Target::Audio => audio(&input, ext, &limits, &front),
+                Target::Events => events(&input),
+            };
+            println!("{}: {outcome}", path.display());
+        }
+        return std::process::ExitCode::SUCCESS;
+    }
     // Silence the default hook: a panic is caught, saved and reported below.
     std::panic::set_hook(Box::new(|_| {}));
     let deadline = Instant::now() + Duration::from_secs(args.secs);

@@ -2,6 +2,7 @@
 //! bad-input matrix — each case must give its own typed error, never a panic.
 
 mod corpus;
+mod fuzz_regressions;
 mod isolate;
 mod wav;
 
