@@ -64,7 +64,7 @@ say "hadolint docker/Dockerfile"
 "$VENV/bin/hadolint" --config docker/hadolint.yaml docker/Dockerfile || die "hadolint found problems in docker/Dockerfile"
 
 # The binaries the image builds, the chart runs and the workspace defines must agree.
-CONTRACT_BINS="cadenza cadenza-feature-extraction cadenza-ingest cadenza-ranking cadenza-session-aggregation"
+CONTRACT_BINS="cadenza cadenza-decode cadenza-feature-extraction cadenza-ingest cadenza-ranking cadenza-session-aggregation"
 docker_bins=$(grep -oE -- '--bin [a-z-]+' docker/Dockerfile | awk '{print $2}' | sort -u | xargs)
 [[ "$docker_bins" == "$CONTRACT_BINS" ]] || die "docker/Dockerfile builds [$docker_bins], expected [$CONTRACT_BINS]"
 chart_bins=$(grep -E '^\s+binary:' charts/cadenza/values.yaml | awk '{print $2}' | sort -u | xargs)
