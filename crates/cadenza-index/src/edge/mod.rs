@@ -19,17 +19,20 @@
 //! point versions are WAL positions, and restarting them at zero would make the engine
 //! ignore later updates of existing points.
 //!
-//! **Concurrency.** Engine calls are synchronous and run on tokio's blocking pool. Each
-//! shard sits behind a read/write lock: reads (search, get, scroll, count) and `optimize`
-//! share it; writes take it exclusively because the engine's `flush` panics if another
-//! thread holds its WAL lock.
+//! **Concurrency.** Engine calls are synchronous. Reads (search, get, scroll, count) run
+//! inline on the calling task: they are in-memory work of well under a millisecond, and a
+//! hop to the blocking pool per read cost more than the read itself under load (three
+//! thread hand-offs per `Recommend`). Writes, `optimize` and flushes run on tokio's blocking
+//! pool and are serialised by a per-collection writer lock, because the engine's `flush`
+//! panics if another thread holds its WAL lock; readers never wait for a writer (the engine
+//! guards its segments itself), so a write's fsync never stalls an async worker.
 
 mod convert;
 mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use async_trait::async_trait;
 use qdrant_edge::{
@@ -52,11 +55,27 @@ pub struct EdgeIndex {
     admin: tokio::sync::Mutex<()>,
 }
 
+/// A collection's shard borrowed for writing: the writer lock held, the shard shared.
+struct Writing<'a> {
+    _writer: MutexGuard<'a, ()>,
+    shard: RwLockReadGuard<'a, EdgeShard>,
+}
+
+impl std::ops::Deref for Writing<'_> {
+    type Target = EdgeShard;
+
+    fn deref(&self) -> &EdgeShard {
+        &self.shard
+    }
+}
+
 #[derive(Debug)]
 struct Collection {
     spec: RwLock<CollectionSpec>,
     dir: PathBuf,
     shard: RwLock<EdgeShard>,
+    /// Serialises writers (update + flush, optimize).
+    writer: Mutex<()>,
 }
 
 impl Collection {
@@ -70,8 +89,11 @@ impl Collection {
         self.shard.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, EdgeShard> {
-        self.shard.write().unwrap_or_else(|e| e.into_inner())
+    fn write(&self) -> Writing<'_> {
+        Writing {
+            _writer: self.writer.lock().unwrap_or_else(|e| e.into_inner()),
+            shard: self.read(),
+        }
     }
 
     /// Applies `op` and flushes, so the write survives a crash (see the module docs).
@@ -118,6 +140,7 @@ impl EdgeIndex {
                     spec: RwLock::new(spec),
                     dir,
                     shard: RwLock::new(shard),
+                    writer: Mutex::new(()),
                 };
                 collections.insert(name, Arc::new(collection));
             }
@@ -193,6 +216,7 @@ impl EdgeIndex {
                 spec: RwLock::new(spec.clone()),
                 dir: dir.clone(),
                 shard: RwLock::new(shard),
+                writer: Mutex::new(()),
             };
             for (key, kind) in &spec.indexed_fields {
                 collection.apply(
@@ -213,7 +237,7 @@ impl EdgeIndex {
         f: impl FnOnce(&EdgeShard, &CollectionSpec) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let c = self.collection(collection)?;
-        blocking(move || f(&c.read(), &c.spec())).await
+        f(&c.read(), &c.spec())
     }
 }
 
@@ -439,8 +463,9 @@ impl VectorIndex for EdgeIndex {
             blocking(move || {
                 let name = c.spec().name;
                 let started = std::time::Instant::now();
-                let changed = c.read().optimize().map_err(backend("optimizing", &name))?;
-                c.write().flush();
+                let shard = c.write();
+                let changed = shard.optimize().map_err(backend("optimizing", &name))?;
+                shard.flush();
                 tracing::info!(collection = %name, changed, elapsed_ms = started.elapsed().as_millis() as u64, "optimized edge collection");
                 Ok(())
             })
