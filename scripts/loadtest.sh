@@ -111,7 +111,8 @@ case "${1:-grpc}" in
     ;;
   soak)
     # Fault scenario: $LISTENS listens through Kafka while session aggregation is killed with
-    # SIGKILL every $KILL_EVERY_MIN..$KILL_EVERY_MAX s and restarted; then every user state is
+    # SIGKILL every $KILL_EVERY_MIN..$KILL_EVERY_MAX s (15..25: longer than the 10 s group
+    # session timeout, or a restarted member never gets its partitions back) and restarted; then every user state is
     # rebuilt from the listen topic and checked against what the service announced (0 lost,
     # 0 double-counted), and the time from the last restart to a caught-up group is printed.
     # A broker of its own on fresh data: earlier runs' topics and offsets must not count.
@@ -125,7 +126,7 @@ case "${1:-grpc}" in
     sa_dir=$(mktemp -d "$CADENZA_CACHE/loadtest/sa.XXXXXX")
     start_sa() {
       "$BIN/cadenza-session-aggregation" --kafka-brokers "$brokers" --data-dir "$sa_dir" \
-        --grpc-addr 127.0.0.1:50571 --metrics-addr off --instance-id soak \
+        --grpc-addr 127.0.0.1:50571 --metrics-addr 127.0.0.1:9572 --instance-id soak \
         --topic-partitions "${PARTITIONS:-6}" --log warn >>"$sa_dir/sa.log" 2>&1 &
       sa=$!
       pids+=("$sa")
@@ -141,7 +142,7 @@ case "${1:-grpc}" in
     kills=0
     last_restart=$SECONDS
     while kill -0 "$load" 2>/dev/null; do
-      sleep $((${KILL_EVERY_MIN:-3} + RANDOM % (${KILL_EVERY_MAX:-8} - ${KILL_EVERY_MIN:-3} + 1)))
+      sleep $((${KILL_EVERY_MIN:-15} + RANDOM % (${KILL_EVERY_MAX:-25} - ${KILL_EVERY_MIN:-15} + 1)))
       kill -0 "$load" 2>/dev/null || break
       kill -KILL "$sa"; wait "$sa" 2>/dev/null || true
       kills=$((kills + 1))
