@@ -82,6 +82,7 @@ where
             }
         }
         batches.with_label_values(&[stage]).inc();
+        let last_topic = batch.last().map(|m| m.topic.clone()).unwrap_or_default();
         let mut backoff = Duration::from_millis(50);
         while !batch.is_empty() {
             let outcomes = handle(batch.clone()).await;
@@ -129,7 +130,7 @@ where
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
         if let Some(lag) = sub.lag() {
-            lag_gauge.with_label_values(&[group, topics[0]]).set(lag);
+            lag_gauge.with_label_values(&[group, &last_topic]).set(lag);
         }
     }
     sub.close().await?;
@@ -137,7 +138,8 @@ where
     Ok(())
 }
 
-/// Consume `topics` as `group` until shutdown, calling `handle` for each event.
+/// Consume `topics` as `group` until shutdown, calling `handle` for each event: the batched
+/// loop with batches of one.
 pub async fn run<F, Fut>(
     bus: &dyn EventBus,
     group: &str,
@@ -150,69 +152,9 @@ where
     F: FnMut(Message) -> Fut,
     Fut: Future<Output = Outcome>,
 {
-    let processed = metrics::counter(
-        "events_processed_total",
-        "events consumed, by stage and outcome",
-        &["stage", "outcome"],
-    );
-    let dead = metrics::counter(
-        "dead_letters_total",
-        "events sent to the dead-letter topic",
-        &["stage", "reason"],
-    );
-    let lag_gauge = metrics::gauge(
-        "consumer_lag",
-        "events published but not yet processed, by consumer group and topic",
-        &["group", "topic"],
-    );
-    let mut sub = bus
-        .subscribe(group, topics, SubscribeOpts::default())
-        .await?;
-    tracing::info!(group, ?topics, "consuming");
-    loop {
-        let msg = tokio::select! {
-            m = sub.next() => m?,
-            _ = shutdown.wait() => break,
-        };
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match handle(msg.clone()).await {
-                Outcome::Done => {
-                    processed.with_label_values(&[stage, "ok"]).inc();
-                    break;
-                }
-                Outcome::Rejected { kind, reason } => {
-                    tracing::warn!(stage, kind, topic = %msg.topic, offset = msg.offset, "rejected event: {reason}");
-                    cadenza_bus::dead_letter(bus, &msg, &reason, stage).await?;
-                    processed.with_label_values(&[stage, "rejected"]).inc();
-                    dead.with_label_values(&[stage, kind]).inc();
-                    break;
-                }
-                Outcome::Retry(e) => {
-                    processed.with_label_values(&[stage, "retry"]).inc();
-                    tracing::warn!(
-                        stage,
-                        offset = msg.offset,
-                        "will retry in {backoff:?}: {e:#}"
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.wait() => {
-                            // Not committed: the event is redelivered after restart.
-                            sub.close().await?;
-                            return Ok(());
-                        }
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-        sub.commit(&msg).await?;
-        if let Some(lag) = sub.lag() {
-            lag_gauge.with_label_values(&[group, &msg.topic]).set(lag);
-        }
-    }
-    sub.close().await?;
-    tracing::info!(group, "consumer stopped, offsets committed");
-    Ok(())
+    run_batched(bus, group, topics, stage, shutdown, 1, |mut batch| {
+        let one = handle(batch.pop().expect("a batch holds at least one event"));
+        async move { vec![one.await] }
+    })
+    .await
 }
