@@ -176,18 +176,68 @@ pub fn server_span(method: &'static str, metadata: &tonic::metadata::MetadataMap
     span
 }
 
-/// Runs one handler inside `span` (see [`server_span`]), counting it in
+/// One call as it arrived: its method, its span ([`server_span`]) and the deadline the
+/// client gave it (`grpc-timeout`), if any.
+#[derive(Debug)]
+pub struct Call {
+    pub method: &'static str,
+    pub span: tracing::Span,
+    pub deadline: Option<Duration>,
+}
+
+/// The [`Call`] of a request to `method`.
+pub fn call(method: &'static str, metadata: &tonic::metadata::MetadataMap) -> Call {
+    Call {
+        method,
+        span: server_span(method, metadata),
+        deadline: metadata
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout),
+    }
+}
+
+/// A `grpc-timeout` value (at most 8 digits and a unit: H, M, S, m, u, n) as a duration.
+pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    if v.len() < 2 || v.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = v.split_at(v.len() - 1);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Head start on the client's deadline: the handler is stopped this much before it, so the
+/// answer is this server's DEADLINE_EXCEEDED with the reason, not the transport's bare
+/// cancellation at the deadline itself.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(2);
+
+/// Runs one handler inside the call's span, counting it in
 /// `cadenza_grpc_requests_total{method,code}` and timing it in
-/// `cadenza_grpc_request_duration_seconds{method}`; failures are logged with their code.
-pub async fn observe<T, F>(
-    span: tracing::Span,
-    method: &'static str,
-    handler: F,
-) -> Result<Response<T>, Status>
+/// `cadenza_grpc_request_duration_seconds{method}`; failures are logged with their code. A
+/// handler still running when the client's deadline comes is stopped (dropped: what it has
+/// not published yet never is) and answered DEADLINE_EXCEEDED.
+pub async fn observe<T, F>(call: Call, handler: F) -> Result<Response<T>, Status>
 where
     F: Future<Output = Result<Response<T>, Status>>,
 {
     use tracing::Instrument;
+    let Call {
+        method,
+        span,
+        deadline,
+    } = call;
     let t0 = Instant::now();
     let Some(_slot) = IN_FLIGHT.enter() else {
         metrics::counter(
@@ -203,7 +253,18 @@ where
             IN_FLIGHT.limit()
         )));
     };
-    let out = handler.instrument(span.clone()).await;
+    let handler = handler.instrument(span.clone());
+    let out = match deadline {
+        None => handler.await,
+        Some(d) => match tokio::time::timeout(d.saturating_sub(DEADLINE_MARGIN), handler).await {
+            Ok(out) => out,
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "{method} did not finish within the client's deadline of {d:?} \
+                 (stopped after {:?}); retry with a longer deadline or when the server is less busy",
+                t0.elapsed()
+            ))),
+        },
+    };
     let _entered = span.enter();
     let code = match &out {
         Ok(_) => tonic::Code::Ok,
@@ -377,6 +438,61 @@ mod tests {
                 .in_scope(crate::propagation::inject_current);
             assert!(own.iter().any(|(k, v)| k == "traceparent" && !String::from_utf8_lossy(v).contains(trace)));
         });
+    }
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit_and_nonsense_is_no_deadline() {
+        assert_eq!(parse_grpc_timeout("5m"), Some(Duration::from_millis(5)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(
+            parse_grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+        for bad in ["", "5", "m", "5x", "-5m", "123456789m", "1.5S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_handler_past_the_clients_deadline_is_stopped_with_deadline_exceeded() {
+        let mut md = tonic::metadata::MetadataMap::new();
+        md.insert("grpc-timeout", "20m".parse().unwrap());
+        let finished = std::sync::Arc::new(AtomicUsize::new(0));
+        let f = finished.clone();
+        let t0 = Instant::now();
+        let out: Result<Response<()>, Status> = observe(call("Slow", &md), async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            f.fetch_add(1, Ordering::SeqCst);
+            Ok(Response::new(()))
+        })
+        .await;
+        let status = out.expect_err("past the deadline");
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+        assert!(
+            status.message().contains("deadline of 20ms"),
+            "{}",
+            status.message()
+        );
+        assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+        assert_eq!(
+            finished.load(Ordering::SeqCst),
+            0,
+            "the handler was stopped"
+        );
+        // Within its deadline, or without one, a handler runs to the end.
+        md.insert("grpc-timeout", "5S".parse().unwrap());
+        let ok: Result<Response<u8>, Status> =
+            observe(call("Quick", &md), async { Ok(Response::new(7)) }).await;
+        assert_eq!(ok.unwrap().into_inner(), 7);
+        let none = observe(call("Quick", &tonic::metadata::MetadataMap::new()), async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Ok(Response::new(8))
+        })
+        .await;
+        assert_eq!(none.unwrap().into_inner(), 8);
     }
 
     #[test]

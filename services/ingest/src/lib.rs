@@ -408,7 +408,7 @@ impl Ingest for IngestService {
         &self,
         request: Request<Streaming<UploadChunk>>,
     ) -> Result<Response<IngestReply>, Status> {
-        grpc::observe(grpc::server_span("UploadTrack", request.metadata()), "UploadTrack", async {
+        grpc::observe(grpc::call("UploadTrack", request.metadata()), async {
             let mut stream = request.into_inner();
             let mut meta: Option<TrackMetadata> = None;
             let mut bytes = Vec::new();
@@ -449,31 +449,27 @@ impl Ingest for IngestService {
         &self,
         request: Request<IngestPathRequest>,
     ) -> Result<Response<IngestReply>, Status> {
-        grpc::observe(
-            grpc::server_span("IngestPath", request.metadata()),
-            "IngestPath",
-            async {
-                let req = request.into_inner();
-                let path = self.allowed_path(&req.path)?;
-                let size = std::fs::metadata(&path)
-                    .map_err(|e| Status::not_found(format!("{}: {e}", req.path)))?
-                    .len();
-                if size > self.options.max_upload_bytes {
-                    return Err(self.too_large(size));
-                }
-                let bytes = tokio::fs::read(&path)
-                    .await
-                    .map_err(|e| Status::not_found(format!("{}: {e}", req.path)))?;
-                let mut meta = req.metadata.unwrap_or_default();
-                if meta.filename.is_empty() {
-                    meta.filename = path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                }
-                self.ingest_bytes(bytes, meta).await.map(Response::new)
-            },
-        )
+        grpc::observe(grpc::call("IngestPath", request.metadata()), async {
+            let req = request.into_inner();
+            let path = self.allowed_path(&req.path)?;
+            let size = std::fs::metadata(&path)
+                .map_err(|e| Status::not_found(format!("{}: {e}", req.path)))?
+                .len();
+            if size > self.options.max_upload_bytes {
+                return Err(self.too_large(size));
+            }
+            let bytes = tokio::fs::read(&path)
+                .await
+                .map_err(|e| Status::not_found(format!("{}: {e}", req.path)))?;
+            let mut meta = req.metadata.unwrap_or_default();
+            if meta.filename.is_empty() {
+                meta.filename = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+            }
+            self.ingest_bytes(bytes, meta).await.map(Response::new)
+        })
         .await
     }
 
@@ -481,14 +477,10 @@ impl Ingest for IngestService {
         &self,
         request: Request<ListenRequest>,
     ) -> Result<Response<ListenAck>, Status> {
-        grpc::observe(
-            grpc::server_span("RecordListen", request.metadata()),
-            "RecordListen",
-            async {
-                let event_id = self.record(request.into_inner()).await?;
-                Ok(Response::new(ListenAck { event_id }))
-            },
-        )
+        grpc::observe(grpc::call("RecordListen", request.metadata()), async {
+            let event_id = self.record(request.into_inner()).await?;
+            Ok(Response::new(ListenAck { event_id }))
+        })
         .await
     }
 
@@ -496,46 +488,42 @@ impl Ingest for IngestService {
         &self,
         request: Request<ListenBatch>,
     ) -> Result<Response<ListenBatchAck>, Status> {
-        grpc::observe(
-            grpc::server_span("RecordListens", request.metadata()),
-            "RecordListens",
-            async {
-                let batch = request.into_inner();
-                if batch.listens.len() > self.options.max_batch {
-                    count_error("batch_too_large");
-                    return Err(Status::invalid_argument(format!(
-                        "{} listens in one batch; at most {} are accepted per call",
-                        batch.listens.len(),
-                        self.options.max_batch
-                    )));
-                }
-                let mut ack = ListenBatchAck::default();
-                for l in batch.listens {
-                    match self.record(l).await {
-                        Ok(event_id) => {
-                            ack.accepted += 1;
-                            ack.items.push(listen_batch_ack::Item {
-                                accepted: true,
-                                event_id,
-                                reason: String::new(),
-                            });
-                        }
-                        // The bus or index is away: nothing after this can succeed either, and
-                        // the client must retry (event ids make the retry idempotent).
-                        Err(s) if s.code() == tonic::Code::Unavailable => return Err(s),
-                        Err(s) => {
-                            ack.rejected += 1;
-                            ack.items.push(listen_batch_ack::Item {
-                                accepted: false,
-                                event_id: String::new(),
-                                reason: s.message().to_owned(),
-                            });
-                        }
+        grpc::observe(grpc::call("RecordListens", request.metadata()), async {
+            let batch = request.into_inner();
+            if batch.listens.len() > self.options.max_batch {
+                count_error("batch_too_large");
+                return Err(Status::invalid_argument(format!(
+                    "{} listens in one batch; at most {} are accepted per call",
+                    batch.listens.len(),
+                    self.options.max_batch
+                )));
+            }
+            let mut ack = ListenBatchAck::default();
+            for l in batch.listens {
+                match self.record(l).await {
+                    Ok(event_id) => {
+                        ack.accepted += 1;
+                        ack.items.push(listen_batch_ack::Item {
+                            accepted: true,
+                            event_id,
+                            reason: String::new(),
+                        });
+                    }
+                    // The bus or index is away: nothing after this can succeed either, and
+                    // the client must retry (event ids make the retry idempotent).
+                    Err(s) if s.code() == tonic::Code::Unavailable => return Err(s),
+                    Err(s) => {
+                        ack.rejected += 1;
+                        ack.items.push(listen_batch_ack::Item {
+                            accepted: false,
+                            event_id: String::new(),
+                            reason: s.message().to_owned(),
+                        });
                     }
                 }
-                Ok(Response::new(ack))
-            },
-        )
+            }
+            Ok(Response::new(ack))
+        })
         .await
     }
 }

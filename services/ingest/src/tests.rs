@@ -181,6 +181,45 @@ async fn uploads_are_validated_stored_once_and_published() {
 }
 
 #[tokio::test]
+async fn an_upload_past_its_deadline_is_stopped_with_deadline_exceeded_and_publishes_nothing() {
+    let mut f = fixture(IngestOptions::default(), None).await;
+    let wav = std::fs::read(WAV).unwrap();
+    // A slow client: the metadata, then the audio 500 ms later — past a 100 ms deadline.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let chunks = upload(Some(named("slow.wav")), wav.clone(), 1 << 20);
+    tokio::spawn(async move {
+        for (i, c) in chunks.into_iter().enumerate() {
+            if i == 1 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            if tx.send(c).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    req.set_timeout(Duration::from_millis(100));
+    let err = f.client.upload_track(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(err.message().contains("UploadTrack"), "{err:?}");
+    assert!(
+        drain(f.bus.as_ref(), topics::TRACK_INGESTED)
+            .await
+            .is_empty()
+    );
+    // The server is unaffected: the same upload within its deadline goes through.
+    let mut req = tonic::Request::new(tokio_stream::iter(upload(
+        Some(named("slow.wav")),
+        wav,
+        1 << 20,
+    )));
+    req.set_timeout(Duration::from_secs(30));
+    let reply = f.client.upload_track(req).await.unwrap().into_inner();
+    assert!(!reply.duplicate, "{reply:?}");
+    assert_eq!(drain(f.bus.as_ref(), topics::TRACK_INGESTED).await.len(), 1);
+}
+
+#[tokio::test]
 async fn bad_uploads_are_refused_with_a_reason_and_nothing_is_published() {
     let mut f = fixture(
         IngestOptions {

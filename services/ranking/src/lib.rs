@@ -240,15 +240,11 @@ impl Recommender for Ranking {
         &self,
         request: Request<RecommendRequest>,
     ) -> Result<Response<RecommendReply>, Status> {
-        grpc::observe(
-            grpc::server_span("Recommend", request.metadata()),
-            "Recommend",
-            async {
-                self.recommend_inner(request.into_inner())
-                    .await
-                    .map(Response::new)
-            },
-        )
+        grpc::observe(grpc::call("Recommend", request.metadata()), async {
+            self.recommend_inner(request.into_inner())
+                .await
+                .map(Response::new)
+        })
         .await
     }
 
@@ -256,15 +252,11 @@ impl Recommender for Ranking {
         &self,
         request: Request<SimilarRequest>,
     ) -> Result<Response<RecommendReply>, Status> {
-        grpc::observe(
-            grpc::server_span("SimilarTracks", request.metadata()),
-            "SimilarTracks",
-            async {
-                self.similar_inner(request.into_inner())
-                    .await
-                    .map(Response::new)
-            },
-        )
+        grpc::observe(grpc::call("SimilarTracks", request.metadata()), async {
+            self.similar_inner(request.into_inner())
+                .await
+                .map(Response::new)
+        })
         .await
     }
 
@@ -272,15 +264,11 @@ impl Recommender for Ranking {
         &self,
         request: Request<ContinueRequest>,
     ) -> Result<Response<RecommendReply>, Status> {
-        grpc::observe(
-            grpc::server_span("ContinueSession", request.metadata()),
-            "ContinueSession",
-            async {
-                self.continue_inner(request.into_inner())
-                    .await
-                    .map(Response::new)
-            },
-        )
+        grpc::observe(grpc::call("ContinueSession", request.metadata()), async {
+            self.continue_inner(request.into_inner())
+                .await
+                .map(Response::new)
+        })
         .await
     }
 }
@@ -291,15 +279,11 @@ impl Catalog for Ranking {
         &self,
         request: Request<GetTrackRequest>,
     ) -> Result<Response<pb::Track>, Status> {
-        grpc::observe(
-            grpc::server_span("GetTrack", request.metadata()),
-            "GetTrack",
-            async {
-                self.get_track_inner(&request.into_inner().track_id)
-                    .await
-                    .map(Response::new)
-            },
-        )
+        grpc::observe(grpc::call("GetTrack", request.metadata()), async {
+            self.get_track_inner(&request.into_inner().track_id)
+                .await
+                .map(Response::new)
+        })
         .await
     }
 
@@ -307,15 +291,11 @@ impl Catalog for Ranking {
         &self,
         request: Request<ListTracksRequest>,
     ) -> Result<Response<ListTracksReply>, Status> {
-        grpc::observe(
-            grpc::server_span("ListTracks", request.metadata()),
-            "ListTracks",
-            async {
-                self.list_tracks_inner(request.into_inner())
-                    .await
-                    .map(Response::new)
-            },
-        )
+        grpc::observe(grpc::call("ListTracks", request.metadata()), async {
+            self.list_tracks_inner(request.into_inner())
+                .await
+                .map(Response::new)
+        })
         .await
     }
 
@@ -323,15 +303,11 @@ impl Catalog for Ranking {
         &self,
         request: Request<GetUserStateRequest>,
     ) -> Result<Response<pb::UserState>, Status> {
-        grpc::observe(
-            grpc::server_span("GetUserState", request.metadata()),
-            "GetUserState",
-            async {
-                self.user_state_inner(&request.into_inner().user_id)
-                    .await
-                    .map(Response::new)
-            },
-        )
+        grpc::observe(grpc::call("GetUserState", request.metadata()), async {
+            self.user_state_inner(&request.into_inner().user_id)
+                .await
+                .map(Response::new)
+        })
         .await
     }
 }
