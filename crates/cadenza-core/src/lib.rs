@@ -10,6 +10,7 @@ mod error;
 mod explain;
 mod ids;
 mod listen;
+pub mod packed;
 mod profile;
 mod rank;
 mod session;

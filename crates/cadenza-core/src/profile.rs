@@ -10,6 +10,7 @@ use crate::cosine;
 /// values of the embedding's own scale, usable directly as a query vector.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MeanProfile {
+    #[serde(with = "crate::packed")]
     pub mean: Vec<f32>,
     pub n: u64,
 }
@@ -51,6 +52,7 @@ impl MeanProfile {
 /// One mode of a listener's taste.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Centroid {
+    #[serde(with = "crate::packed")]
     pub mean: Vec<f32>,
     /// Plays assigned to it (its weight).
     pub n: u64,
