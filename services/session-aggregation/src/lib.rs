@@ -21,12 +21,16 @@ use cadenza_proto::v1::{ListenRecorded, UserStateUpdated};
 use cadenza_svc::catalog::{TRACKS, USERS, point_id};
 use cadenza_svc::consumer::{self, Outcome};
 use cadenza_svc::{Shutdown, propagation};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 pub const GROUP: &str = "cadenza-session-aggregation";
 
 /// Most listens folded together (see [`Aggregator::handle_batch`]).
 pub const MAX_BATCH: usize = 512;
+
+/// Listeners' states kept in memory between batches by default ([`StateCache`]).
+pub const STATE_CACHE: usize = 20_000;
 
 /// How long a listen of a track the index does not hold yet is retried before it is sent to
 /// the dead-letter topic. Ingest only accepts listens of known tracks, so a miss here is a
@@ -47,6 +51,8 @@ pub struct Aggregator {
     pub unknown_track_patience: Duration,
     /// The event currently waiting for its track, and since when.
     waiting: Mutex<Option<((i32, i64), Instant)>>,
+    /// States this replica wrote last, so a batch need not read them back.
+    cache: Mutex<StateCache>,
 }
 
 impl Aggregator {
@@ -64,7 +70,15 @@ impl Aggregator {
             dim,
             unknown_track_patience: UNKNOWN_TRACK_PATIENCE,
             waiting: Mutex::new(None),
+            cache: Mutex::new(StateCache::new(STATE_CACHE)),
         }
+    }
+
+    /// Keep at most `states` listeners' states in memory between batches (0: read every
+    /// state from the index each time).
+    pub fn with_state_cache(self, states: usize) -> Self {
+        *self.cache.lock().expect("not poisoned") = StateCache::new(states);
+        self
     }
 
     /// Consume until shutdown, in batches of what is already waiting (at most
@@ -194,9 +208,28 @@ impl Aggregator {
             .collect();
         user_ids.sort_unstable();
         user_ids.dedup();
-        let mut states: HashMap<PointId, UserState> = HashMap::new();
-        for p in self.index.get(USERS, &user_ids, false).await? {
-            states.insert(p.id, state_of(&p.payload)?);
+        // States this replica wrote itself come from memory, unless another consumer may
+        // have written since (see `StateCache`); the rest are read from the index.
+        let mut states: HashMap<PointId, UserState> = {
+            let mut cache = self.cache.lock().expect("not poisoned");
+            cache.follow(msgs.iter().map(|m| (m.partition, m.offset)));
+            valid
+                .iter()
+                .filter_map(|(i, l)| {
+                    let id = point_id(l.user.as_str());
+                    cache.take(id, msgs[*i].partition).map(|s| (id, s))
+                })
+                .collect()
+        };
+        let missing: Vec<PointId> = user_ids
+            .iter()
+            .copied()
+            .filter(|id| !states.contains_key(id))
+            .collect();
+        if !missing.is_empty() {
+            for p in self.index.get(USERS, &missing, false).await? {
+                states.insert(p.id, state_of(&p.payload)?);
+            }
         }
         // Listeners in the order of their first listen here; each one's last event id.
         let mut touched: Vec<PointId> = Vec::new();
@@ -232,7 +265,24 @@ impl Aggregator {
                 state_json: doc,
             });
         }
-        self.index.upsert(USERS, points).await?;
+        if let Err(e) = self.index.upsert(USERS, points).await {
+            // Whether the write landed is unknown: read every state back next time.
+            self.cache.lock().expect("not poisoned").clear();
+            return Err(e.into());
+        }
+        {
+            let mut cache = self.cache.lock().expect("not poisoned");
+            let partition_of: HashMap<PointId, i32> = valid
+                .iter()
+                .map(|(i, l)| (point_id(l.user.as_str()), msgs[*i].partition))
+                .collect();
+            for (id, state) in states {
+                if let Some(p) = partition_of.get(&id) {
+                    cache.put(id, *p, state);
+                }
+            }
+            cache.processed(msgs.iter().map(|m| (m.partition, m.offset)));
+        }
         // One announcement per listener, all in flight together (each listener's come from
         // one batch at a time, so they stay in order per key).
         let headers = propagation::inject_current();
@@ -297,6 +347,11 @@ impl Aggregator {
             return Ok(self.unknown_track(l, at));
         };
         *self.waiting.lock().expect("not poisoned") = None;
+        // Written here without the cache: its copy would be stale.
+        self.cache
+            .lock()
+            .expect("not poisoned")
+            .forget(point_id(l.user.as_str()));
         let mut state = self.load(&l.user).await?;
         if state.apply_at(l, Some(at), Some(&track.vector)) == Applied::Duplicate {
             // Counted already. It is redelivered because its offset was not committed, so the
@@ -361,13 +416,90 @@ impl Aggregator {
     }
 }
 
+/// The states this replica wrote last, by listener, each with the partition of its events.
+///
+/// A cached state is exactly the stored one as long as nobody else has applied events of its
+/// partition since: every listener's events live in one partition, in order. The cache sees
+/// that in the offsets it is given: a batch that does not start where this replica's last
+/// batch of that partition ended (a rebalance gave the partition to another consumer and
+/// back, or a retry rewound it) drops the partition's states. A failed write drops all.
+#[derive(Debug)]
+struct StateCache {
+    capacity: usize,
+    states: HashMap<PointId, (i32, UserState)>,
+    /// Per partition, the offset this replica processes next.
+    next: HashMap<i32, i64>,
+}
+
+impl StateCache {
+    fn new(capacity: usize) -> Self {
+        StateCache {
+            capacity,
+            states: HashMap::new(),
+            next: HashMap::new(),
+        }
+    }
+
+    /// Before a batch: drop the states of every partition whose events do not continue
+    /// where this replica left off.
+    fn follow(&mut self, offsets: impl Iterator<Item = (i32, i64)>) {
+        let mut firsts: HashMap<i32, i64> = HashMap::new();
+        for (p, o) in offsets {
+            firsts.entry(p).or_insert(o);
+        }
+        for (p, first) in firsts {
+            if self.next.get(&p).is_some_and(|n| *n != first) {
+                self.states.retain(|_, (q, _)| *q != p);
+                self.next.remove(&p);
+            }
+        }
+    }
+
+    /// After a batch was written: where each partition continues.
+    fn processed(&mut self, offsets: impl Iterator<Item = (i32, i64)>) {
+        for (p, o) in offsets {
+            let n = self.next.entry(p).or_insert(o + 1);
+            *n = (*n).max(o + 1);
+        }
+    }
+
+    /// The cached state of a listener whose event came from `partition` (removed: it is put
+    /// back once its new version is written).
+    fn take(&mut self, id: PointId, partition: i32) -> Option<UserState> {
+        match self.states.remove(&id) {
+            Some((p, s)) if p == partition => Some(s),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, id: PointId, partition: i32, state: UserState) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.states.len() >= self.capacity && !self.states.contains_key(&id) {
+            // Bounded memory, simply: start over (the next batches read from the index).
+            self.states.clear();
+        }
+        self.states.insert(id, (partition, state));
+    }
+
+    fn forget(&mut self, id: PointId) {
+        self.states.remove(&id);
+    }
+
+    fn clear(&mut self) {
+        self.states.clear();
+        self.next.clear();
+    }
+}
+
 /// The state document inside a `users` point's payload.
 pub fn state_of(payload: &cadenza_index::Payload) -> anyhow::Result<UserState> {
     let doc = payload
         .get("state")
-        .cloned()
         .ok_or_else(|| anyhow::anyhow!("user point without a state document"))?;
-    Ok(serde_json::from_value(doc)?)
+    // From the borrowed tree: cloning a listener's whole document first cost as much again.
+    Ok(UserState::deserialize(doc)?)
 }
 
 /// The `users` point of a state, and the `{"vector", "payload"}` document that
@@ -389,7 +521,17 @@ pub fn user_point(state: &UserState, dim: usize) -> anyhow::Result<(Point, Vec<u
         "listen_count": state.listen_count,
         "state": serde_json::to_value(state)?,
     });
-    let doc = serde_json::to_vec(&json!({"vector": vector, "payload": payload}))?;
+    // Serialised from the f32s themselves: through `json!` each would be written as the
+    // 17-digit decimal of an f64.
+    #[derive(serde::Serialize)]
+    struct Announced<'a> {
+        vector: &'a [f32],
+        payload: &'a Value,
+    }
+    let doc = serde_json::to_vec(&Announced {
+        vector: &vector,
+        payload: &payload,
+    })?;
     let Value::Object(payload) = payload else {
         unreachable!("json! object")
     };

@@ -42,6 +42,10 @@ struct Args {
     /// every replica sees every track [default: $HOSTNAME, else "local"].
     #[arg(long, env = "CADENZA_INSTANCE_ID")]
     instance_id: Option<String>,
+    /// Listeners' states kept in memory between batches, so a busy listener's state is not
+    /// read back from the index after every write (0: always read it).
+    #[arg(long, env = "CADENZA_STATE_CACHE", default_value_t = cadenza_session_aggregation::STATE_CACHE)]
+    state_cache: usize,
 }
 
 #[tokio::main]
@@ -81,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
         session_gap_ms: args.session_gap_s.saturating_mul(1000),
         ..StateConfig::default()
     };
-    let agg = Aggregator::new(bus, index, config, args.dim);
+    let agg = Aggregator::new(bus, index, config, args.dim).with_state_cache(args.state_cache);
     agg.run(shutdown).await?;
     anyhow::ensure!(
         materialise::all_clean(materialisers).await,
