@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use cadenza_core::{Candidate, TrackId, TrackLabel, UserState, cosine, explain, mmr};
+use cadenza_core::{Candidate, TrackId, UserState, cosine, explain, mmr};
 use cadenza_index::SearchRequest;
 use cadenza_proto::v1::{
     self as pb, ContinueRequest, RecommendReply, RecommendRequest, RecommendedTrack, SimilarRequest,
@@ -82,12 +82,14 @@ impl Ranking {
             .iter()
             .map(|t| (t.id.clone(), t.vector.clone()))
             .collect();
-        let labels: HashMap<&TrackId, TrackLabel> =
-            history.iter().map(|t| (&t.id, t.label())).collect();
+        // Labelled on demand: only the history tracks nearest to an item are named.
+        let by_id: HashMap<&TrackId, &Track> = history.iter().map(|t| (&t.id, t)).collect();
         ranked
             .into_iter()
             .map(|(c, t)| {
-                let e = explain(&c.vector, &hist, &t.tags(), |id| labels.get(id).cloned());
+                let e = explain(&c.vector, &hist, &t.tags(), |id| {
+                    by_id.get(id).map(|t| t.label())
+                });
                 RecommendedTrack {
                     track_id: c.id.to_string(),
                     score: c.score,
