@@ -4,7 +4,8 @@
 #   scripts/loadtest.sh grpc    Recommend latency against `cadenza up` on a synthetic catalogue
 #                               of $TRACKS tracks at each of $RATES requests/s
 #   scripts/loadtest.sh scale   the same at one rate ($SCALE_RATE) for each size in $SIZES
-#   scripts/loadtest.sh kafka   listen-path throughput: Kafka → session aggregation
+#   scripts/loadtest.sh kafka   listen-path throughput: Kafka → session aggregation, while the
+#                               listens are published and then on a backlog of $BACKLOG
 #   scripts/loadtest.sh soak    the same with session aggregation SIGKILLed every few seconds,
 #                               then `cadenza rebuild --check`: nothing lost or doubled
 #
@@ -94,16 +95,26 @@ case "${1:-grpc}" in
     scripts/kafka.sh wait
     brokers="127.0.0.1:${KAFKA_PORT:-19092}"
     sa_dir=$(mktemp -d "$CADENZA_CACHE/loadtest/sa.XXXXXX")
+    # A session timeout longer than the pause below, so the paused member keeps its partitions.
     "$BIN/cadenza-session-aggregation" --kafka-brokers "$brokers" --data-dir "$sa_dir" \
       --grpc-addr 127.0.0.1:50571 --metrics-addr 127.0.0.1:9571 --instance-id load \
-      --topic-partitions "${PARTITIONS:-6}" --log warn &
-    pids+=($!)
+      --topic-partitions "${PARTITIONS:-6}" --log warn \
+      --kafka-properties session.timeout.ms=120000 &
+    sa=$!
+    pids+=("$sa")
     wait_port 127.0.0.1:50571 60
     "$BIN/cadenza-load" catalogue --kafka "$brokers" --tracks "${KAFKA_TRACKS:-10000}" \
       --partitions "${PARTITIONS:-6}"
     "$BIN/cadenza-load" listens --kafka "$brokers" --tracks "${KAFKA_TRACKS:-10000}" \
       --count "${LISTENS:-100000}" --users "${LISTEN_USERS:-5000}" \
       --wait-group cadenza-session-aggregation-tracks-load --seed "$RANDOM"
+    # Its own speed, without the generator sharing the cores: a backlog published while
+    # session aggregation is paused (SIGSTOP), then drained.
+    kill -STOP "$sa"
+    "$BIN/cadenza-load" listens --kafka "$brokers" --tracks "${KAFKA_TRACKS:-10000}" \
+      --count "${BACKLOG:-300000}" --users "${LISTEN_USERS:-5000}" --seed "$RANDOM" --publish-only
+    kill -CONT "$sa"
+    "$BIN/cadenza-load" listens --kafka "$brokers" --drain-only
     cleanup
     pids=()
     rm -rf "$sa_dir"

@@ -47,6 +47,14 @@ pub struct ListensArgs {
     /// consumer's own index must know the tracks, or the listens wait for them).
     #[arg(long)]
     pub wait_group: Option<String>,
+    /// Publish, then stop without waiting for the group (to build a backlog).
+    #[arg(long, conflicts_with = "drain_only")]
+    pub publish_only: bool,
+    /// Publish nothing: time the group from now until it has committed everything already
+    /// on the topic (a backlog built with `--publish-only` while the consumer was paused:
+    /// the consumer's own speed, without the generator's).
+    #[arg(long)]
+    pub drain_only: bool,
 }
 
 /// Committed offsets of a group (or the end offsets) summed over a topic's partitions.
@@ -138,10 +146,13 @@ pub fn run(args: ListensArgs) -> anyhow::Result<()> {
             );
         }
         let offsets = Offsets::new(&args.kafka, &args.group, topics::LISTEN)?;
+        if args.drain_only {
+            return drain(&offsets, &args).await;
+        }
         let before = offsets.ends()?;
         let committed_before = offsets.committed()?;
         anyhow::ensure!(
-            committed_before >= before,
+            args.publish_only || committed_before >= before,
             "group {} is {} listens behind before the test; let it catch up first",
             args.group,
             before - committed_before
@@ -206,6 +217,9 @@ pub fn run(args: ListensArgs) -> anyhow::Result<()> {
             args.users,
             published as f64 / publish_s
         );
+        if args.publish_only {
+            return Ok(());
+        }
         let bar = ProgressBar::new((target - committed_before) as u64).with_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} aggregated and committed, {per_sec}")?,
         );
@@ -235,4 +249,37 @@ pub fn run(args: ListensArgs) -> anyhow::Result<()> {
         );
         Ok(())
     })
+}
+
+/// `--drain-only`: the time from now until the group has committed the whole topic.
+async fn drain(offsets: &Offsets, args: &ListensArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (committed_before, target) = (offsets.committed()?, offsets.ends()?);
+    let backlog = target - committed_before;
+    let bar = ProgressBar::new(backlog.max(0) as u64).with_style(ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} of the backlog aggregated and committed, {per_sec}",
+    )?);
+    let deadline = started + Duration::from_secs(args.timeout);
+    loop {
+        let committed = offsets.committed()?;
+        bar.set_position((committed - committed_before).max(0) as u64);
+        if committed >= target {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "group {} committed {} of a backlog of {backlog} within {} s",
+            args.group,
+            committed - committed_before,
+            args.timeout
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bar.finish_and_clear();
+    let s = started.elapsed().as_secs_f64();
+    println!(
+        "session aggregation: a backlog of {backlog} listens aggregated and committed in {s:.1} s: {:.0} listens/s",
+        backlog as f64 / s
+    );
+    Ok(())
 }

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 pub const GROUP: &str = "cadenza-session-aggregation";
 
 /// Most listens folded together (see [`Aggregator::handle_batch`]).
-pub const MAX_BATCH: usize = 512;
+pub const MAX_BATCH: usize = 4096;
 
 /// Listeners' states kept in memory between batches by default ([`StateCache`]).
 pub const STATE_CACHE: usize = 20_000;
@@ -49,6 +49,8 @@ pub struct Aggregator {
     pub dim: usize,
     /// How long a listen of a track not in the index is retried ([`UNKNOWN_TRACK_PATIENCE`]).
     pub unknown_track_patience: Duration,
+    /// Most listens folded into one write ([`MAX_BATCH`]).
+    pub max_batch: usize,
     /// The event currently waiting for its track, and since when.
     waiting: Mutex<Option<((i32, i64), Instant)>>,
     /// States this replica wrote last, so a batch need not read them back.
@@ -69,6 +71,7 @@ impl Aggregator {
             config,
             dim,
             unknown_track_patience: UNKNOWN_TRACK_PATIENCE,
+            max_batch: MAX_BATCH,
             waiting: Mutex::new(None),
             cache: Mutex::new(StateCache::new(STATE_CACHE)),
         }
@@ -82,7 +85,7 @@ impl Aggregator {
     }
 
     /// Consume until shutdown, in batches of what is already waiting (at most
-    /// [`MAX_BATCH`]).
+    /// `max_batch`).
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let me = Arc::new(self);
         consumer::run_batched(
@@ -91,7 +94,7 @@ impl Aggregator {
             &[topics::LISTEN],
             "session-aggregation",
             shutdown,
-            MAX_BATCH,
+            me.max_batch,
             |batch| {
                 let me = me.clone();
                 async move { me.handle_batch(&batch).await }

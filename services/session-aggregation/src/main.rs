@@ -46,6 +46,10 @@ struct Args {
     /// read back from the index after every write (0: always read it).
     #[arg(long, env = "CADENZA_STATE_CACHE", default_value_t = cadenza_session_aggregation::STATE_CACHE)]
     state_cache: usize,
+    /// Most listens (already waiting) folded into one index write: a listener with several
+    /// listens in a batch is written and announced once.
+    #[arg(long, env = "CADENZA_MAX_BATCH", default_value_t = cadenza_session_aggregation::MAX_BATCH)]
+    max_batch: usize,
 }
 
 #[tokio::main]
@@ -85,7 +89,8 @@ async fn main() -> anyhow::Result<()> {
         session_gap_ms: args.session_gap_s.saturating_mul(1000),
         ..StateConfig::default()
     };
-    let agg = Aggregator::new(bus, index, config, args.dim).with_state_cache(args.state_cache);
+    let mut agg = Aggregator::new(bus, index, config, args.dim).with_state_cache(args.state_cache);
+    agg.max_batch = args.max_batch.max(1);
     agg.run(shutdown).await?;
     anyhow::ensure!(
         materialise::all_clean(materialisers).await,
