@@ -24,6 +24,8 @@ USERS=${USERS:-1000}
 SIZES=${SIZES:-10000 100000 1000000}
 SCALE_RATE=${SCALE_RATE:-1000}
 STRATEGY=${STRATEGY:-knn}
+# Extra flags for `cadenza up` in grpc/scale (e.g. UP_ARGS="--search-ef 32").
+UP_ARGS=${UP_ARGS:-}
 LOAD_OUT=${LOAD_OUT:-$CADENZA_CACHE/loadtest/results.jsonl}
 PORT=${LOAD_PORT:-50561}
 mkdir -p "$CADENZA_CACHE/loadtest"
@@ -64,7 +66,7 @@ catalogue() { # tracks → data dir with the catalogue in it
 measure() { # tracks rates label
   local dir; dir=$(catalogue "$1")
   "$BIN/cadenza" --log warn up --data-dir "$dir" --grpc-addr "127.0.0.1:$PORT" \
-    --metrics-addr off --max-concurrent-requests 4096 &
+    --metrics-addr off --max-concurrent-requests 4096 ${UP_ARGS:-} &
   local up=$!
   pids+=("$up")
   wait_port "127.0.0.1:$PORT" 120

@@ -9,7 +9,8 @@
 //!   errors and the achieved rate;
 //! * `listens` measures the listen path over Kafka: it publishes listens onto the listen topic
 //!   faster than session aggregation can take them and times how fast the consumer group's
-//!   committed offsets catch up.
+//!   committed offsets catch up;
+//! * `recall` compares the HNSW index at several beam widths with brute force.
 //!
 //! `make loadtest` runs the whole measurement against `cadenza up`; `BENCHMARKS.md` has the
 //! figures.
@@ -17,6 +18,7 @@
 mod catalogue;
 mod grpc;
 mod listens;
+mod recall;
 
 use std::process::ExitCode;
 
@@ -40,6 +42,9 @@ enum Command {
     Grpc(grpc::GrpcArgs),
     /// Listen-path throughput over Kafka: publish listens, time the session-aggregation group.
     Listens(listens::ListensArgs),
+    /// Recall@k and time per search of the HNSW index at several beam widths (`--search-ef`),
+    /// against brute force over the same catalogue.
+    Recall(recall::RecallArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
         Command::Users(a) => grpc::users(a),
         Command::Grpc(a) => grpc::run(a),
         Command::Listens(a) => listens::run(a),
+        Command::Recall(a) => recall::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -411,6 +411,12 @@ impl VectorIndex for QdrantIndex {
             check_filter(f)?;
             search = search.filter(filter(f));
         }
+        if let Some(ef) = request.ef {
+            search = search.params(
+                qdrant_client::qdrant::SearchParamsBuilder::default()
+                    .hnsw_ef(ef.max(request.limit) as u64),
+            );
+        }
         if let Some(t) = request.score_threshold {
             search = search.score_threshold(t);
         }

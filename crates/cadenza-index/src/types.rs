@@ -297,6 +297,10 @@ pub struct SearchRequest {
     /// Only hits at least this similar: score ≥ threshold for Cosine and Dot, distance ≤
     /// threshold for Euclid (Qdrant's convention).
     pub score_threshold: Option<f32>,
+    /// Beam width of an HNSW search (Qdrant's `hnsw_ef`; at least `limit` is used): wider is
+    /// more exact and slower. `None`: the engine's default (the index's `ef_construct`, 100).
+    /// Exact indexes ignore it.
+    pub ef: Option<usize>,
 }
 
 impl SearchRequest {
@@ -309,7 +313,14 @@ impl SearchRequest {
             with_payload: true,
             with_vector: false,
             score_threshold: None,
+            ef: None,
         }
+    }
+
+    /// The same request with an HNSW beam width (see [`SearchRequest::ef`]).
+    pub fn ef(mut self, ef: Option<usize>) -> Self {
+        self.ef = ef;
+        self
     }
 
     /// The same request restricted by `filter`.

@@ -49,6 +49,8 @@ pub struct RankingOptions {
     pub candidate_pool: usize,
     /// Most tracks a `ContinueSession` request may name.
     pub max_session: usize,
+    /// HNSW beam width of candidate searches (`None`: the engine's default, 100).
+    pub search_ef: Option<usize>,
 }
 
 impl Default for RankingOptions {
@@ -58,6 +60,7 @@ impl Default for RankingOptions {
             model_version: "MTT_musicnn".into(),
             candidate_pool: 200,
             max_session: 500,
+            search_ef: None,
         }
     }
 }

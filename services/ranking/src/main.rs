@@ -44,6 +44,10 @@ struct Args {
     /// Neighbours fetched per query vector before diversifying or merging taste centroids.
     #[arg(long, env = "CADENZA_CANDIDATE_POOL", default_value_t = 200)]
     candidate_pool: usize,
+    /// HNSW beam width of candidate searches: lower is faster and less exact (see
+    /// BENCHMARKS.md for recall and latency) [default: the index's, 100].
+    #[arg(long, env = "CADENZA_SEARCH_EF")]
+    search_ef: Option<usize>,
     /// Folder of trained models (`cadenza train --out`) to serve as extra strategies
     /// (shallow, bert4rec, bert4rec_pop); none by default.
     #[arg(long, env = "CADENZA_MODELS_DIR")]
@@ -112,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
             max_k: args.max_k,
             model_version: args.model_version.clone(),
             candidate_pool: args.candidate_pool,
+            search_ef: args.search_ef,
             ..RankingOptions::default()
         },
     );

@@ -36,7 +36,9 @@ impl Ranking {
         let mut tracks = HashMap::new();
         for q in queries {
             for alternative in &filters.alternatives {
-                let mut req = SearchRequest::new(q.clone(), pool).with_vector(true);
+                let mut req = SearchRequest::new(q.clone(), pool)
+                    .with_vector(true)
+                    .ef(self.options.search_ef);
                 if !alternative.is_empty() {
                     req = req.filter(alternative.clone());
                 }

@@ -136,6 +136,7 @@ pub fn nearest(
     score_threshold: Option<f32>,
     with_payload_: bool,
     with_vector_: bool,
+    ef: Option<usize>,
 ) -> qe::QueryRequest {
     qe::QueryRequest {
         prefetches: Vec::new(),
@@ -146,7 +147,10 @@ pub fn nearest(
         score_threshold: score_threshold.map(OrderedFloat),
         limit,
         offset: 0,
-        params: None,
+        params: ef.map(|ef| qe::SearchParams {
+            hnsw_ef: Some(ef.max(limit)),
+            ..Default::default()
+        }),
         with_vector: with_vector(with_vector_),
         with_payload: with_payload(with_payload_),
     }

@@ -379,6 +379,7 @@ impl VectorIndex for EdgeIndex {
                     request.score_threshold,
                     request.with_payload,
                     request.with_vector,
+                    request.ef,
                 ))
                 .map_err(backend("searching", &name))?;
             hits.into_iter()

@@ -116,6 +116,7 @@ proptest! {
             with_payload: true,
             with_vector: false,
             score_threshold: threshold,
+            ef: None,
         };
         let exact = brute_force(&f.points, &f.spec, &request);
         // Points within float noise of the threshold may fall either side of it.

@@ -48,6 +48,10 @@ pub struct UpArgs {
     /// Inactivity gap that closes a listening session, in seconds.
     #[arg(long, env = "CADENZA_SESSION_GAP_S", default_value_t = 1800)]
     pub session_gap_s: u64,
+    /// HNSW beam width of Recommend's candidate searches: lower is faster and less exact
+    /// [default: the index's, 100].
+    #[arg(long, env = "CADENZA_SEARCH_EF")]
+    pub search_ef: Option<usize>,
     #[command(flatten)]
     pub decoder: cadenza_ingest::DecoderArgs,
 }
@@ -64,6 +68,7 @@ impl UpArgs {
             threads: 2,
             allow_path: Vec::new(),
             session_gap_s: 1800,
+            search_ef: None,
             decoder: cadenza_ingest::DecoderArgs::default(),
         }
     }
@@ -148,6 +153,7 @@ impl System {
             index.clone(),
             RankingOptions {
                 model_version: args.model.clone(),
+                search_ef: args.search_ef,
                 ..RankingOptions::default()
             },
         );
