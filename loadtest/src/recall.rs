@@ -131,7 +131,10 @@ async fn measure(args: RecallArgs) -> anyhow::Result<()> {
             "kind": "recall", "tracks": all.len(), "queries": queries.len(), "k": args.k,
             "brute_force_us": brute_us, "rows": rows,
         });
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         writeln!(f, "{line}")?;
     }
     Ok(())

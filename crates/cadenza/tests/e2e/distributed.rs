@@ -1,8 +1,9 @@
 //! The four services as four processes over a real Apache Kafka broker (KRaft, jars from Maven
 //! Central, started by the test kit), each consumer with its own qdrant-edge index fed from
 //! the topics. Uploads become recommendable, bad input is refused or dead-lettered without
-//! touching anything else, and session aggregation killed with SIGKILL mid-stream loses no
-//! listen and counts none twice.
+//! touching anything else; session aggregation killed with SIGKILL mid-stream loses no
+//! listen and counts none twice, feature extraction killed with a backlog embeds every
+//! track all the same, and ranking killed mid-replay serves every final state after restart.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -65,7 +66,7 @@ async fn four_services_over_kafka() {
         log("ingest"),
     );
     let fe_addr = free_addr();
-    let fe = Proc::start(
+    let mut fe = Proc::start(
         "feature-extraction",
         binary("cadenza-feature-extraction"),
         &[],
@@ -80,7 +81,7 @@ async fn four_services_over_kafka() {
         &common("sa", sa_addr),
         log("sa"),
     );
-    let ranking = Proc::start(
+    let mut ranking = Proc::start(
         "ranking",
         binary("cadenza-ranking"),
         &[],
@@ -121,11 +122,23 @@ async fn four_services_over_kafka() {
         ids.push(r.track_id);
     }
     eprintln!("upload → recommendable (distributed, Kafka, per-process indexes): {freshness:?}");
-    for (path, meta) in &clips[6..] {
+    // Feature extraction is killed with SIGKILL while the rest are uploaded (with a backlog
+    // of tracks to embed) and restarted: every track is embedded all the same.
+    let rest = &clips[6..];
+    for (i, (path, meta)) in rest.iter().enumerate() {
+        if i == rest.len() / 2 {
+            eprintln!(
+                "SIGKILL to feature extraction after {i} of {} uploads",
+                rest.len()
+            );
+            fe.kill9();
+        }
         upload(&mut api.ingest, std::fs::read(path).unwrap(), meta.clone())
             .await
             .unwrap();
     }
+    fe.restart();
+    let procs = [&ingest, &fe, &sa, &ranking];
     wait_tracks(&api, clips.len(), &procs).await;
     two_tastes(&mut api, &clips, &procs).await;
 
@@ -324,11 +337,22 @@ async fn four_services_over_kafka() {
                 .subsec_nanos()
                 % 1500,
         );
-    eprintln!("replay: SIGKILL to session aggregation after {at_ms} ms");
-    tokio::time::sleep(Duration::from_millis(at_ms)).await;
-    sa.kill9();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    sa.restart();
+    // Ranking too, at another point: its own index follows the user-state topic, so after
+    // the restart it must serve every listener's final state (checked below through it).
+    let ranking_at_ms = 200 + (at_ms * 7) % 1500;
+    eprintln!(
+        "replay: SIGKILL to session aggregation after {at_ms} ms, to ranking after {ranking_at_ms} ms"
+    );
+    let mut kills = [(at_ms, "sa"), (ranking_at_ms, "ranking")];
+    kills.sort();
+    let t0 = Instant::now();
+    for (ms, who) in kills {
+        tokio::time::sleep(Duration::from_millis(ms).saturating_sub(t0.elapsed())).await;
+        let p = if who == "sa" { &mut sa } else { &mut ranking };
+        p.kill9();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        p.restart();
+    }
     let procs = [&ingest, &fe, &sa, &ranking];
     let out = replay.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -387,7 +411,7 @@ async fn four_services_over_kafka() {
     );
 
     // Graceful shutdown: every process exits 0 on SIGTERM.
-    let (mut ingest, mut fe, mut ranking) = (ingest, fe, ranking);
+    let mut ingest = ingest;
     for p in [&mut ingest, &mut fe, &mut sa, &mut ranking] {
         let status = p.terminate();
         assert!(
