@@ -220,27 +220,15 @@ pub fn run(args: ListensArgs) -> anyhow::Result<()> {
         if args.publish_only {
             return Ok(());
         }
-        let bar = ProgressBar::new((target - committed_before) as u64).with_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} aggregated and committed, {per_sec}")?,
-        );
-        let deadline = started + Duration::from_secs(args.timeout);
-        loop {
-            let committed = offsets.committed()?;
-            bar.set_position((committed - committed_before).max(0) as u64);
-            if committed >= target {
-                break;
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "group {} committed {} of {} listens within {} s",
-                args.group,
-                committed - committed_before,
-                target - committed_before,
-                args.timeout
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bar.finish_and_clear();
+        wait_committed(
+            &offsets,
+            &args,
+            committed_before,
+            target,
+            started,
+            "aggregated and committed",
+        )
+        .await?;
         let total_s = started.elapsed().as_secs_f64();
         println!(
             "session aggregation: {} listens aggregated and committed in {total_s:.1} s from the first publish: {:.0} listens/s",
@@ -256,9 +244,36 @@ async fn drain(offsets: &Offsets, args: &ListensArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let (committed_before, target) = (offsets.committed()?, offsets.ends()?);
     let backlog = target - committed_before;
-    let bar = ProgressBar::new(backlog.max(0) as u64).with_style(ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} of the backlog aggregated and committed, {per_sec}",
-    )?);
+    wait_committed(
+        offsets,
+        args,
+        committed_before,
+        target,
+        started,
+        "of the backlog aggregated and committed",
+    )
+    .await?;
+    let s = started.elapsed().as_secs_f64();
+    println!(
+        "session aggregation: a backlog of {backlog} listens aggregated and committed in {s:.1} s: {:.0} listens/s",
+        backlog as f64 / s
+    );
+    Ok(())
+}
+
+/// Polls until the group has committed `target`, with a progress bar; fails after
+/// `--timeout` seconds from `started`.
+async fn wait_committed(
+    offsets: &Offsets,
+    args: &ListensArgs,
+    committed_before: i64,
+    target: i64,
+    started: Instant,
+    what: &str,
+) -> anyhow::Result<()> {
+    let bar = ProgressBar::new((target - committed_before).max(0) as u64).with_style(
+        ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what}, {{per_sec}}"))?,
+    );
     let deadline = started + Duration::from_secs(args.timeout);
     loop {
         let committed = offsets.committed()?;
@@ -268,18 +283,14 @@ async fn drain(offsets: &Offsets, args: &ListensArgs) -> anyhow::Result<()> {
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "group {} committed {} of a backlog of {backlog} within {} s",
+            "group {} committed {} of {} listens within {} s",
             args.group,
             committed - committed_before,
+            target - committed_before,
             args.timeout
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bar.finish_and_clear();
-    let s = started.elapsed().as_secs_f64();
-    println!(
-        "session aggregation: a backlog of {backlog} listens aggregated and committed in {s:.1} s: {:.0} listens/s",
-        backlog as f64 / s
-    );
     Ok(())
 }
