@@ -497,12 +497,16 @@ impl StateCache {
 }
 
 /// The state document inside a `users` point's payload.
+///
+/// Written as one JSON string (see [`user_point`]); points written before that carry it as a
+/// JSON object, which is still read.
 pub fn state_of(payload: &cadenza_index::Payload) -> anyhow::Result<UserState> {
-    let doc = payload
-        .get("state")
-        .ok_or_else(|| anyhow::anyhow!("user point without a state document"))?;
-    // From the borrowed tree: cloning a listener's whole document first cost as much again.
-    Ok(UserState::deserialize(doc)?)
+    match payload.get("state") {
+        Some(Value::String(doc)) => Ok(serde_json::from_str(doc)?),
+        // From the borrowed tree: cloning a listener's whole document first cost as much again.
+        Some(doc) => Ok(UserState::deserialize(doc)?),
+        None => anyhow::bail!("user point without a state document"),
+    }
 }
 
 /// The `users` point of a state, and the `{"vector", "payload"}` document that
@@ -522,7 +526,10 @@ pub fn user_point(state: &UserState, dim: usize) -> anyhow::Result<(Point, Vec<u
         "user_id": state.user.as_str(),
         "has_profile": has_profile,
         "listen_count": state.listen_count,
-        "state": serde_json::to_value(state)?,
+        // One string, not a JSON tree: the index never looks inside it, and building and
+        // walking a `Value` tree per write and per read was most of the listen path's
+        // allocation (BENCHMARKS.md, "listen path").
+        "state": serde_json::to_string(state)?,
     });
     // Serialised from the f32s themselves: through `json!` each would be written as the
     // 17-digit decimal of an f64.

@@ -406,3 +406,26 @@ async fn cached_states_are_used_while_offsets_continue_and_dropped_when_another_
     ));
     assert_eq!(stored(index.as_ref(), "eve").await.unwrap().listen_count, 1);
 }
+
+#[test]
+fn the_state_is_stored_as_one_string_and_points_written_as_objects_still_read() {
+    let mut state = UserState::new(UserId::new("ana").unwrap(), StateConfig::default());
+    state.listen_count = 3;
+    state.last_event_id = "e3".into();
+    let (point, doc) = user_point(&state, DIM).unwrap();
+    assert!(point.payload["state"].is_string(), "{:?}", point.payload);
+    assert_eq!(state_of(&point.payload).unwrap(), state);
+    // The announcement carries the same payload the materialiser will store.
+    let announced: Value = serde_json::from_slice(&doc).unwrap();
+    assert_eq!(announced["payload"], Value::Object(point.payload.clone()));
+
+    let mut old = point.payload.clone();
+    old.insert("state".into(), serde_json::to_value(&state).unwrap());
+    assert_eq!(state_of(&old).unwrap(), state);
+
+    old.remove("state");
+    let err = state_of(&old).unwrap_err().to_string();
+    assert!(err.contains("without a state document"), "{err}");
+    old.insert("state".into(), json!("{not json"));
+    assert!(state_of(&old).is_err());
+}
