@@ -90,3 +90,8 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// mimalloc: allocation was a fifth of Recommend's time and more of the listen path's under
+/// glibc malloc (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -87,3 +87,8 @@ async fn main() -> anyhow::Result<()> {
     .run(shutdown)
     .await
 }
+
+/// mimalloc: allocation was a fifth of Recommend's time and more of the listen path's under
+/// glibc malloc (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;

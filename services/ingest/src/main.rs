@@ -99,3 +99,8 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(clean, "a materialiser failed (logged above)");
     Ok(())
 }
+
+/// mimalloc: allocation was a fifth of Recommend's time and more of the listen path's under
+/// glibc malloc (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;

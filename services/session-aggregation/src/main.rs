@@ -98,3 +98,8 @@ async fn main() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// mimalloc: allocation was a fifth of Recommend's time and more of the listen path's under
+/// glibc malloc (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
