@@ -45,9 +45,9 @@ struct Args {
     #[arg(long, env = "CADENZA_CANDIDATE_POOL", default_value_t = 200)]
     candidate_pool: usize,
     /// HNSW beam width of candidate searches: lower is faster and less exact (see
-    /// BENCHMARKS.md for recall and latency) [default: the index's, 100].
-    #[arg(long, env = "CADENZA_SEARCH_EF")]
-    search_ef: Option<usize>,
+    /// BENCHMARKS.md for recall and latency); at least the number of candidates asked for.
+    #[arg(long, env = "CADENZA_SEARCH_EF", default_value_t = cadenza_ranking::DEFAULT_SEARCH_EF)]
+    search_ef: usize,
     /// Folder of trained models (`cadenza train --out`) to serve as extra strategies
     /// (shallow, bert4rec, bert4rec_pop); none by default.
     #[arg(long, env = "CADENZA_MODELS_DIR")]
@@ -116,7 +116,7 @@ async fn main() -> anyhow::Result<()> {
             max_k: args.max_k,
             model_version: args.model_version.clone(),
             candidate_pool: args.candidate_pool,
-            search_ef: args.search_ef,
+            search_ef: Some(args.search_ef),
             ..RankingOptions::default()
         },
     );
@@ -135,3 +135,8 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(clean, "a materialiser failed (logged above)");
     Ok(())
 }
+
+/// mimalloc: allocation was a fifth of Recommend's time and more of the listen path's under
+/// glibc malloc (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -49,9 +49,9 @@ pub struct UpArgs {
     #[arg(long, env = "CADENZA_SESSION_GAP_S", default_value_t = 1800)]
     pub session_gap_s: u64,
     /// HNSW beam width of Recommend's candidate searches: lower is faster and less exact
-    /// [default: the index's, 100].
-    #[arg(long, env = "CADENZA_SEARCH_EF")]
-    pub search_ef: Option<usize>,
+    /// (BENCHMARKS.md); at least the number of candidates asked for.
+    #[arg(long, env = "CADENZA_SEARCH_EF", default_value_t = cadenza_ranking::DEFAULT_SEARCH_EF)]
+    pub search_ef: usize,
     #[command(flatten)]
     pub decoder: cadenza_ingest::DecoderArgs,
 }
@@ -68,7 +68,7 @@ impl UpArgs {
             threads: 2,
             allow_path: Vec::new(),
             session_gap_s: 1800,
-            search_ef: None,
+            search_ef: cadenza_ranking::DEFAULT_SEARCH_EF,
             decoder: cadenza_ingest::DecoderArgs::default(),
         }
     }
@@ -153,7 +153,7 @@ impl System {
             index.clone(),
             RankingOptions {
                 model_version: args.model.clone(),
-                search_ef: args.search_ef,
+                search_ef: Some(args.search_ef),
                 ..RankingOptions::default()
             },
         );
