@@ -81,7 +81,10 @@ impl KafkaConfig {
             // Java clients' partitioner, so events keep their partition whichever client
             // (ours, Kafka tools, a JVM producer) wrote them.
             .set("partitioner", "murmur2_random")
-            .set("linger.ms", "5");
+            .set("linger.ms", "5")
+            // State announcements carry a listener's whole state as JSON (~15 KB): lz4 cuts
+            // what the broker writes and replicates several times over for little CPU.
+            .set("compression.type", "lz4");
         self.finish(c)
     }
 
