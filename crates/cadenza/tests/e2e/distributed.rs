@@ -3,7 +3,9 @@
 //! the topics. Uploads become recommendable, bad input is refused or dead-lettered without
 //! touching anything else; session aggregation killed with SIGKILL mid-stream loses no
 //! listen and counts none twice, feature extraction killed with a backlog embeds every
-//! track all the same, and ranking killed mid-replay serves every final state after restart.
+//! track all the same, ingest killed with an upload in flight loses none (what it
+//! acknowledged is embedded, what it did not is retried, and counts once), and ranking
+//! killed mid-replay serves every final state after restart.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -58,7 +60,7 @@ async fn four_services_over_kafka() {
         ]
     };
     let log = |n: &str| dir.path().join(format!("{n}.log"));
-    let ingest = Proc::start(
+    let mut ingest = Proc::start(
         "ingest",
         binary("cadenza-ingest"),
         &[],
@@ -123,9 +125,49 @@ async fn four_services_over_kafka() {
     }
     eprintln!("upload → recommendable (distributed, Kafka, per-process indexes): {freshness:?}");
     // Feature extraction is killed with SIGKILL while the rest are uploaded (with a backlog
-    // of tracks to embed) and restarted: every track is embedded all the same.
+    // of tracks to embed) and restarted: every track is embedded all the same. Before that,
+    // ingest is killed with SIGKILL 0-25 ms into an upload: if it answered, the track must be
+    // embedded; if not, the client retries after the restart, and the track is there once
+    // (its id is the catalogue's, so a retry of an upload that did land is the same track).
     let rest = &clips[6..];
     for (i, (path, meta)) in rest.iter().enumerate() {
+        if i == rest.len() / 4 {
+            let delay = Duration::from_millis(u64::from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .subsec_nanos()
+                    % 25,
+            ));
+            let (mut client, bytes, m) = (
+                api.ingest.clone(),
+                std::fs::read(path).unwrap(),
+                meta.clone(),
+            );
+            let inflight = tokio::spawn(async move { upload(&mut client, bytes, m).await });
+            tokio::time::sleep(delay).await;
+            ingest.kill9();
+            let first = inflight.await.unwrap();
+            eprintln!(
+                "SIGKILL to ingest {delay:?} into upload {i}: {}",
+                match &first {
+                    Ok(_) => "acknowledged before the kill".to_owned(),
+                    Err(e) => format!("failed ({:?}), retried after the restart", e.code()),
+                }
+            );
+            ingest.restart();
+            let procs = [&ingest, &fe, &sa, &ranking];
+            api.ingest = cadenza_proto::v1::ingest_client::IngestClient::new(
+                ready(ingest_addr, &procs).await,
+            );
+            if first.is_err() {
+                let r = upload(&mut api.ingest, std::fs::read(path).unwrap(), meta.clone())
+                    .await
+                    .unwrap();
+                assert_eq!(r.track_id, meta.external_id);
+            }
+            continue;
+        }
         if i == rest.len() / 2 {
             eprintln!(
                 "SIGKILL to feature extraction after {i} of {} uploads",
