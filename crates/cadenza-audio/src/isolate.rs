@@ -123,6 +123,16 @@ impl Isolation {
                 self.worker.display()
             ),
         })?;
+        // The worker limits itself first thing; the limits are set from here too, so they hold
+        // whatever the worker binary does (CPU time already spent counts against the limit,
+        // so setting it just after the start loses nothing).
+        #[cfg(target_os = "linux")]
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let cpu = (self.cpu_s, self.cpu_s.saturating_add(1));
+            let _ = rlimit::prlimit(pid, rlimit::Resource::CPU, Some(cpu), None);
+            let memory = (self.memory_bytes, self.memory_bytes);
+            let _ = rlimit::prlimit(pid, rlimit::Resource::AS, Some(memory), None);
+        }
         let (mut out, mut err) = (
             child.stdout.take().expect("piped"),
             child.stderr.take().expect("piped"),

@@ -74,6 +74,31 @@ fn a_decode_that_needs_too_much_memory_is_stopped_at_the_limit() {
 }
 
 #[test]
+fn a_worker_that_spins_is_stopped_at_the_cpu_limit() {
+    // The CPU limit alone: a worker that only burns CPU (a shell running a busy loop; the
+    // "file" it is handed is the script) is stopped by the kernel after 1 s of CPU time, far
+    // inside the wall-clock deadline, and the caller is told it was the CPU limit.
+    let dir = tempfile::tempdir().unwrap();
+    let spin = file(&dir, "spin.sh", b"while :; do :; done\n");
+    let mut iso = Isolation::new(PathBuf::from("/bin/sh"));
+    iso.cpu_s = 1;
+    iso.wall = Duration::from_secs(120);
+    let err = iso.probe_file(&spin, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AudioError::DecoderLimit {
+                limit: "CPU time",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), "decoder_limit");
+    assert!(err.to_string().contains("1 s"), "{err}");
+}
+
+#[test]
 fn a_decode_past_its_deadline_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let long = file(
