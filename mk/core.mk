@@ -17,6 +17,9 @@ test: setup ## the whole test suite: what CI runs (.ci/run)
 	$(MAKE) --no-print-directory corpus PRESET=tiny
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@# The cargo-fuzz targets (their own workspace, run by `make fuzz`) must keep compiling.
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
+	$(CARGO) check --manifest-path fuzz/Cargo.toml --bins
 	$(CARGO) build --workspace --bins
 	CADENZA_CORPUS_REQUIRED=1 $(CARGO) test --workspace --no-fail-fast
 	$(MAKE) --no-print-directory corpus-test PRESET=tiny

@@ -2,8 +2,11 @@
 FUZZ_SECS ?= 60
 FUZZ := $(CARGO) run -q -p cadenza --example fuzz --
 
-fuzz: ## bounded mutation fuzzing, FUZZ_SECS=60 per target: audio front end, event payloads (failing inputs → $CARGO_TARGET_DIR/fuzz-artifacts)
+fuzz: ## coverage-guided fuzzing (cargo-fuzz, libFuzzer + ASan), FUZZ_SECS=60 per target: audio front end, event payloads
+	FUZZ_SECS=$(FUZZ_SECS) scripts/fuzz.sh
+
+fuzz-mutation: ## the plain mutation fuzzer, FUZZ_SECS=60 per target (failing inputs → $CARGO_TARGET_DIR/fuzz-artifacts)
 	$(FUZZ) --target audio --secs $(FUZZ_SECS) --artifacts $(CARGO_TARGET_DIR)/fuzz-artifacts
 	$(FUZZ) --target events --secs $(FUZZ_SECS) --artifacts $(CARGO_TARGET_DIR)/fuzz-artifacts
 
-.PHONY: fuzz
+.PHONY: fuzz fuzz-mutation

@@ -4,8 +4,9 @@
 //! longer than `--hang-s` is saved under `--artifacts` and the run fails, so the file can
 //! become a regression test.
 //!
-//! This is a random-mutation fuzzer without coverage guidance: cargo-fuzz (libFuzzer) needs a
-//! nightly toolchain, which this project's machines cannot install. Seeds are the parity
+//! This is a random-mutation fuzzer without coverage guidance (`make fuzz-mutation`); the
+//! coverage-guided one is cargo-fuzz, `fuzz/` (`make fuzz`), which takes its starting corpus
+//! from here (`--write-seeds`). Seeds are the parity
 //! fixtures (WAV, FLAC, Ogg Vorbis, MP3) and valid events; mutations flip bits, overwrite,
 //! insert, delete, truncate, splice and set "interesting" integers, a few at a time.
 //!
@@ -55,6 +56,11 @@ struct Args {
     /// of fuzzing.
     #[arg(long, num_args = 1..)]
     replay: Vec<PathBuf>,
+    /// Write the seed inputs into this folder and stop: the starting corpus of the cargo-fuzz
+    /// target (`fuzz/`, `make fuzz`). Audio seeds get the one-byte extension hint those
+    /// targets read first.
+    #[arg(long)]
+    write_seeds: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,6 +91,21 @@ fn main() -> std::process::ExitCode {
         ..Limits::default()
     };
     let front = MelFrontEnd::new(MelConfig::default());
+    if let Some(dir) = &args.write_seeds {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for (i, (ext, bytes)) in seeds.iter().enumerate() {
+            // fuzz/fuzz_targets/audio_front_end.rs: HINTS = wav, flac, ogg, mp3, m4a, "".
+            let mut input = Vec::with_capacity(bytes.len() + 1);
+            if args.target == Target::Audio {
+                let hint = ["wav", "flac", "ogg", "mp3"].iter().position(|h| h == ext);
+                input.push(hint.map_or(5, |h| h as u8));
+            }
+            input.extend_from_slice(bytes);
+            std::fs::write(dir.join(format!("seed-{i}.{ext}")), input).expect("seed written");
+        }
+        eprintln!("{} seeds written to {}", seeds.len(), dir.display());
+        return std::process::ExitCode::SUCCESS;
+    }
     if !args.replay.is_empty() {
         for path in &args.replay {
             let input = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
