@@ -15,6 +15,7 @@ use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -108,10 +109,54 @@ impl Isolation {
     /// file's extension is the format hint, as for [`crate::decode_file`]. Blocking (call it
     /// from a blocking thread).
     pub fn probe_file(&self, path: &Path, limits: &Limits) -> Result<Probe> {
+        self.run(path, limits, None)
+    }
+
+    /// Decode `path` in a worker process under the limits and bring the samples back: what
+    /// [`crate::decode_file`] gives, without the decoder running in this process. Blocking.
+    pub fn decode_file(&self, path: &Path, limits: &Limits) -> Result<DecodedAudio> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let out = std::env::temp_dir().join(format!(
+            "cadenza-decode-{}-{}.f32",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = self.run(path, limits, Some(&out)).and_then(|probe| {
+            let bytes = std::fs::read(&out).map_err(|e| AudioError::DecoderCrashed {
+                detail: format!("the worker's samples could not be read back: {e}"),
+            })?;
+            let samples: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            let expected = (probe.duration_s * f64::from(probe.sample_rate)).round() as usize;
+            if bytes.len() % 4 != 0 || samples.len() != expected {
+                return Err(AudioError::DecoderCrashed {
+                    detail: format!(
+                        "the worker reported {expected} samples and wrote {} bytes",
+                        bytes.len()
+                    ),
+                });
+            }
+            Ok(DecodedAudio {
+                samples,
+                sample_rate: probe.sample_rate,
+                source_channels: probe.source_channels,
+                source_sample_rate: probe.source_sample_rate,
+            })
+        });
+        let _ = std::fs::remove_file(&out);
+        result
+    }
+
+    fn run(&self, path: &Path, limits: &Limits, samples: Option<&Path>) -> Result<Probe> {
         let limits_json = serde_json::to_string(limits).expect("limits serialise");
         let mut cmd = Command::new(&self.worker);
-        cmd.arg(path)
-            .args(["--limits", &limits_json])
+        cmd.arg(path);
+        if let Some(out) = samples {
+            cmd.arg("--samples").arg(out);
+        }
+        cmd.args(["--limits", &limits_json])
             .args(["--cpu-s", &self.cpu_s.to_string()])
             .args(["--memory-bytes", &self.memory_bytes.to_string()])
             .stdin(Stdio::null())

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cadenza_audio::{DecodedAudio, Limits, MelFrontEnd, decode_file};
+use cadenza_audio::{DecodedAudio, Isolation, Limits, MelFrontEnd, decode_file};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -101,6 +101,18 @@ impl Embedder {
     pub fn embed_file(&self, path: &Path) -> Result<Embedding> {
         let t0 = Instant::now();
         let decoded = decode_file(path, &self.options.limits)?;
+        let decode = t0.elapsed();
+        let mut e = self.embed_decoded(decoded)?;
+        e.timings.decode = decode;
+        Ok(e)
+    }
+
+    /// [`Embedder::embed_file`] with the decoding in an isolated worker process, under its
+    /// memory, CPU-time and wall-clock limits (`cadenza_audio::isolate`): a file that makes
+    /// the decoder abort, allocate wildly or spin costs a worker, not this process.
+    pub fn embed_file_isolated(&self, path: &Path, isolation: &Isolation) -> Result<Embedding> {
+        let t0 = Instant::now();
+        let decoded = isolation.decode_file(path, &self.options.limits)?;
         let decode = t0.elapsed();
         let mut e = self.embed_decoded(decoded)?;
         e.timings.decode = decode;

@@ -5,6 +5,7 @@
 pub mod blobs;
 pub mod catalog;
 pub mod consumer;
+pub mod decoder;
 pub mod grpc;
 pub mod health;
 pub mod materialise;

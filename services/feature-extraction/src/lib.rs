@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use cadenza_audio::Isolation;
 use cadenza_bus::{EventBus, Message};
 use cadenza_index::VectorIndex;
 use cadenza_model::{Embedder, ModelError};
@@ -32,6 +33,10 @@ pub struct Extractor {
     /// This process's view of the blob store: audio is looked up by content hash here, so a
     /// volume mounted at another path than ingest's works; `None`: the event's `blob_path`.
     pub blobs: Option<BlobStore>,
+    /// Decode in an isolated worker process under limits (`None`: in this process). Ingest
+    /// has decoded every upload in one already, but a file that got past it must still not
+    /// take this process down.
+    pub isolation: Option<Isolation>,
 }
 
 impl Extractor {
@@ -71,7 +76,12 @@ impl Extractor {
             .and_then(|b| b.find(&ingested.sha256))
             .unwrap_or_else(|| std::path::PathBuf::from(&ingested.blob_path));
         let t0 = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || embedder.embed_file(&path)).await;
+        let isolation = self.isolation.clone();
+        let result = tokio::task::spawn_blocking(move || match &isolation {
+            Some(iso) => embedder.embed_file_isolated(&path, iso),
+            None => embedder.embed_file(&path),
+        })
+        .await;
         let embedding = match result {
             Ok(Ok(e)) => e,
             Ok(Err(ModelError::Audio(a))) => {

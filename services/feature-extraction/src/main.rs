@@ -20,6 +20,8 @@ struct Args {
     bus: BusArgs,
     #[command(flatten)]
     index: IndexArgs,
+    #[command(flatten)]
+    decoder: cadenza_svc::decoder::DecoderArgs,
     /// Embedding model (see `cadenza models`).
     #[arg(long, env = "CADENZA_MODEL", default_value = cadenza_model::DEFAULT_MODEL)]
     model: String,
@@ -83,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         index,
         embedder,
         blobs: Some(BlobStore::from_existing(&args.blob_dir)),
+        isolation: args.decoder.isolation()?,
     }
     .run(shutdown)
     .await

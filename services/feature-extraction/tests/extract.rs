@@ -1,10 +1,12 @@
 //! Feature extraction with the real MusiCNN model through ONNX Runtime, over the on-disk bus:
 //! a real recording is embedded, indexed and announced; a corrupt blob and a malformed event go
-//! to the dead-letter topic with their reasons, and neither stops the track behind them.
+//! to the dead-letter topic with their reasons, and neither stops the track behind them —
+//! decoding in process and in the isolated `cadenza-decode` worker.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cadenza_audio::Isolation;
 use cadenza_bus::{
     DEAD_LETTER_TOPIC, EventBus, HEADER_REASON, LogBus, Message, StartFrom, SubscribeOpts,
 };
@@ -61,6 +63,17 @@ fn ingested(track_id: &str, sha256: &str, blob_path: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embeds_real_audio_and_dead_letters_what_it_cannot() {
+    embed_and_dead_letter(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_with_decoding_in_the_isolated_worker() {
+    let worker = Isolation::locate()
+        .unwrap_or_else(|why| panic!("{why} (`make test` builds every binary before the tests)"));
+    embed_and_dead_letter(Some(Isolation::new(worker))).await;
+}
+
+async fn embed_and_dead_letter(isolation: Option<Isolation>) {
     let dir = tempfile::tempdir().unwrap();
     let bus: Arc<dyn EventBus> = Arc::new(LogBus::open(dir.path().join("bus")).await.unwrap());
     bus.ensure_topics(&cadenza_svc::wiring::topic_specs(1))
@@ -91,6 +104,7 @@ async fn embeds_real_audio_and_dead_letters_what_it_cannot() {
         index: Some(index.clone()),
         embedder,
         blobs: Some(blobs),
+        isolation,
     };
     let task = tokio::spawn(extractor.run(shutdown.clone()));
 

@@ -1,10 +1,11 @@
 //! `cadenza-decode`: the isolated decoding worker (see `cadenza_audio::isolate`). Decodes one
 //! file under memory and CPU-time limits it sets on itself first, and prints one JSON line:
-//! `{"ok": {…probe…}}` or `{"error": {"kind", "message"}}`. Services start it; people rarely
-//! need to.
+//! `{"ok": {…probe…}}` or `{"error": {"kind", "message"}}`; with `--samples OUT` it also
+//! writes the decoded mono samples to OUT (little-endian `f32`). Services start it; people
+//! rarely need to.
 //!
 //! ```text
-//! cadenza-decode FILE [--limits JSON] [--cpu-s S] [--memory-bytes B]
+//! cadenza-decode FILE [--limits JSON] [--cpu-s S] [--memory-bytes B] [--samples OUT]
 //! ```
 
 use std::path::PathBuf;
@@ -17,7 +18,8 @@ use rlimit::Resource;
 fn usage(problem: &str) -> ExitCode {
     eprintln!(
         "cadenza-decode: {problem}\nusage: cadenza-decode FILE [--limits JSON] [--cpu-s S] \
-         [--memory-bytes B]   (the file's extension is a hint; the content decides)"
+         [--memory-bytes B] [--samples OUT]   (the file's extension is a hint; the content \
+         decides)"
     );
     ExitCode::from(64)
 }
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
     let mut file = None;
     let mut limits = Limits::default();
     let (mut cpu_s, mut memory_bytes) = (None::<u64>, None::<u64>);
+    let mut samples_out = None::<PathBuf>;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
                 memory_bytes = Some(v.parse().map_err(|e| format!("--memory-bytes: {e}"))?);
                 Ok(())
             }),
+            "--samples" => value("--samples").map(|v| samples_out = Some(PathBuf::from(v))),
             "-h" | "--help" => return usage("decodes one audio file in isolation"),
             f if !f.starts_with("--") && file.is_none() => {
                 file = Some(PathBuf::from(f));
@@ -70,7 +74,16 @@ fn main() -> ExitCode {
         return ExitCode::from(70);
     }
     let report = match decode_file(&file, &limits) {
-        Ok(d) => Report::Ok(Probe::of(&d)),
+        Ok(d) => {
+            if let Some(out) = &samples_out {
+                let bytes: Vec<u8> = d.samples.iter().flat_map(|x| x.to_le_bytes()).collect();
+                if let Err(e) = std::fs::write(out, bytes) {
+                    eprintln!("cadenza-decode: cannot write {}: {e}", out.display());
+                    return ExitCode::from(74);
+                }
+            }
+            Report::Ok(Probe::of(&d))
+        }
         Err(e) => Report::Error {
             kind: e.kind().to_owned(),
             message: e.to_string(),

@@ -47,6 +47,41 @@ fn the_worker_answers_as_the_in_process_decoder_does() {
 }
 
 #[test]
+fn samples_decoded_in_the_worker_are_the_in_process_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let stereo = file(
+        &dir,
+        "stereo.wav",
+        &write_wav(&tone(44_100, 3.0, 2), 44_100, 2, Format::Pcm16),
+    );
+    let isolated = worker().decode_file(&stereo, &Limits::default()).unwrap();
+    assert_eq!(isolated, decode_file(&stereo, &Limits::default()).unwrap());
+    // Errors and limits come back as from `probe_file`, and no samples file is left behind.
+    let junk = file(&dir, "junk.flac", &[0x00; 2048]);
+    let err = worker().decode_file(&junk, &Limits::default()).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        decode_file(&junk, &Limits::default()).unwrap_err().kind()
+    );
+    let mut iso = worker();
+    iso.cpu_s = 1;
+    iso.worker = PathBuf::from("/bin/sh");
+    let spin = file(&dir, "spin.sh", b"while :; do :; done\n");
+    let err = iso.decode_file(&spin, &Limits::default()).unwrap_err();
+    assert_eq!(err.kind(), "decoder_limit", "{err}");
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("cadenza-decode-{}-", std::process::id()))
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
 fn a_decode_that_needs_too_much_memory_is_stopped_at_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     // Five minutes at 48 kHz: ~58 MB of decoded samples, over a 48 MiB address space.

@@ -124,6 +124,7 @@ impl System {
             index: Some(index.clone()),
             embedder: embedder.clone(),
             blobs: Some(blobs.clone()),
+            isolation: args.decoder.isolation()?,
         };
         tasks.push((
             "feature-extraction",
