@@ -1,5 +1,5 @@
 # Load and scale measurements (figures in BENCHMARKS.md); scripts/loadtest.sh does the work.
-LOAD_BINS := $(CARGO) build --release -p cadenza -p cadenza-audio -p cadenza-loadtest -p cadenza-session-aggregation
+LOAD_BINS := $(CARGO) build --release -p cadenza -p cadenza-audio -p cadenza-loadtest -p cadenza-session-aggregation -p cadenza-ranking
 
 loadtest: setup ## Recommend latency against `cadenza up` at RATES=500,1000,2000 req/s on TRACKS=100000 synthetic tracks
 	$(LOAD_BINS)
@@ -13,7 +13,7 @@ loadtest-kafka: setup kafka-install ## listen-path throughput: LISTENS=100000 on
 	$(LOAD_BINS)
 	scripts/loadtest.sh kafka
 
-soak: setup kafka-install ## fault scenario: LISTENS=100000 through Kafka, session aggregation SIGKILLed every 15–25 s, then rebuilt and checked
+soak: setup kafka-install ## fault scenario: LISTENS=100000 through Kafka, session aggregation and ranking SIGKILLed every 15–25 s, then rebuilt and checked
 	$(LOAD_BINS)
 	scripts/loadtest.sh soak
 

@@ -123,11 +123,15 @@ case "${1:-grpc}" in
     [[ "${KEEP_KAFKA:-}" == 1 ]] || scripts/kafka.sh stop
     ;;
   soak)
-    # Fault scenario: $LISTENS listens through Kafka while session aggregation is killed with
+    # Fault scenario: $LISTENS listens through Kafka, published at $SOAK_RATE/s (1,500: about a
+    # minute for 100k, so several kills land mid-stream), while session aggregation is killed with
     # SIGKILL every $KILL_EVERY_MIN..$KILL_EVERY_MAX s (15..25: longer than the 10 s group
-    # session timeout, or a restarted member never gets its partitions back) and restarted; then every user state is
-    # rebuilt from the listen topic and checked against what the service announced (0 lost,
-    # 0 double-counted), and the time from the last restart to a caught-up group is printed.
+    # session timeout, or a restarted member never gets its partitions back) and restarted,
+    # and ranking (its own index, materialised from the user-state topic) is killed a few
+    # seconds after each; then every user state is rebuilt from the listen topic and checked
+    # against what session aggregation announced, and every listener's state as ranking serves
+    # it against the listens published (0 lost, 0 double-counted); the time from the last
+    # restart to a caught-up group is printed.
     # A broker of its own on fresh data: earlier runs' topics and offsets must not count.
     export KAFKA_PORT=${SOAK_KAFKA_PORT:-19292}
     KAFKA_DATA=$(mktemp -d "$CADENZA_CACHE/loadtest/kafka.XXXXXX")
@@ -144,12 +148,22 @@ case "${1:-grpc}" in
       sa=$!
       pids+=("$sa")
     }
+    rk_dir=$(mktemp -d "$CADENZA_CACHE/loadtest/ranking.XXXXXX")
+    start_ranking() {
+      "$BIN/cadenza-ranking" --kafka-brokers "$brokers" --data-dir "$rk_dir" \
+        --grpc-addr 127.0.0.1:50573 --metrics-addr 127.0.0.1:9573 --instance-id soak \
+        --topic-partitions "${PARTITIONS:-6}" --log warn >>"$rk_dir/ranking.log" 2>&1 &
+      rk=$!
+      pids+=("$rk")
+    }
     start_sa
+    start_ranking
     wait_port 127.0.0.1:50571 60
+    wait_port 127.0.0.1:50573 60
     "$BIN/cadenza-load" catalogue --kafka "$brokers" --tracks "${KAFKA_TRACKS:-10000}" \
       --partitions "${PARTITIONS:-6}"
     "$BIN/cadenza-load" listens --kafka "$brokers" --tracks "${KAFKA_TRACKS:-10000}" \
-      --count "${LISTENS:-100000}" --users "${LISTEN_USERS:-5000}" \
+      --count "${LISTENS:-100000}" --users "${LISTEN_USERS:-5000}" --rate "${SOAK_RATE:-1500}" \
       --wait-group cadenza-session-aggregation-tracks-soak --seed "$RANDOM" &
     load=$!
     kills=0
@@ -161,6 +175,10 @@ case "${1:-grpc}" in
       kills=$((kills + 1))
       echo "SIGKILL #$kills to session aggregation at ${SECONDS}s; restarting"
       start_sa
+      sleep $((2 + RANDOM % 4))
+      kill -KILL "$rk"; wait "$rk" 2>/dev/null || true
+      echo "SIGKILL #$kills to ranking at ${SECONDS}s; restarting"
+      start_ranking
       last_restart=$SECONDS
     done
     wait "$load"
@@ -169,8 +187,10 @@ case "${1:-grpc}" in
     "$BIN/cadenza" --log warn rebuild --kafka-brokers "$brokers" --data-dir "$check_dir" --check \
       | tee "$check_dir/report.txt"
     grep -q "  identical" "$check_dir/report.txt"
-    kill -TERM "$sa"; wait "$sa" 2>/dev/null || true
-    rm -rf "$sa_dir" "$check_dir"
+    "$BIN/cadenza-load" states --server http://127.0.0.1:50573 --count "${LISTENS:-100000}" \
+      --users "${LISTEN_USERS:-5000}"
+    kill -TERM "$sa" "$rk"; wait "$sa" "$rk" 2>/dev/null || true
+    rm -rf "$sa_dir" "$rk_dir" "$check_dir"
     ;;
   *)
     echo "usage: $0 grpc|scale|kafka|soak" >&2

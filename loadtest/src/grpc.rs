@@ -54,7 +54,7 @@ impl Interceptor for Bearer {
 type Authed = InterceptedService<Channel, Bearer>;
 
 impl Server {
-    fn bearer(&self) -> anyhow::Result<Bearer> {
+    pub(crate) fn bearer(&self) -> anyhow::Result<Bearer> {
         Ok(Bearer(
             self.token
                 .as_deref()
@@ -65,7 +65,7 @@ impl Server {
         ))
     }
 
-    async fn channel(&self) -> anyhow::Result<Channel> {
+    pub(crate) async fn channel(&self) -> anyhow::Result<Channel> {
         Endpoint::from_shared(self.server.clone())
             .with_context(|| format!("--server {:?} is not a URL", self.server))?
             .tcp_nodelay(true)

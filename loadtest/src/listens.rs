@@ -55,6 +55,10 @@ pub struct ListensArgs {
     /// the consumer's own speed, without the generator's).
     #[arg(long)]
     pub drain_only: bool,
+    /// Publish at about this many listens/s (0: as fast as possible), so that a fault
+    /// scenario (`make soak`) has time to kill the consumers mid-stream.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
 }
 
 /// Committed offsets of a group (or the end offsets) summed over a topic's partitions.
@@ -173,6 +177,11 @@ pub fn run(args: ListensArgs) -> anyhow::Result<()> {
             let n = per_user.min(args.count - published);
             if n == 0 {
                 break;
+            }
+            if args.rate > 0 {
+                // Listeners start on a schedule: `published` listens are due by now.
+                let due = started + Duration::from_secs_f64(published as f64 / args.rate as f64);
+                tokio::time::sleep_until(due.into()).await;
             }
             published += n;
             let events: Vec<ListenRecorded> = history(u, n, args.tracks, args.clusters, args.seed)

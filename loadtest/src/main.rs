@@ -10,7 +10,9 @@
 //! * `listens` measures the listen path over Kafka: it publishes listens onto the listen topic
 //!   faster than session aggregation can take them and times how fast the consumer group's
 //!   committed offsets catch up;
-//! * `recall` compares the HNSW index at several beam widths with brute force.
+//! * `recall` compares the HNSW index at several beam widths with brute force;
+//! * `states` checks that a server (ranking) serves every listener of a `listens` replay with
+//!   exactly the listens published (`make soak`).
 //!
 //! `make loadtest` runs the whole measurement against `cadenza up`; `BENCHMARKS.md` has the
 //! figures.
@@ -19,6 +21,7 @@ mod catalogue;
 mod grpc;
 mod listens;
 mod recall;
+mod states;
 
 use std::process::ExitCode;
 
@@ -45,6 +48,9 @@ enum Command {
     /// Recall@k and time per search of the HNSW index at several beam widths (`--search-ef`),
     /// against brute force over the same catalogue.
     Recall(recall::RecallArgs),
+    /// After `listens`: every listener's state as served (by ranking) has exactly the listens
+    /// published, none lost or doubled.
+    States(states::StatesArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +67,7 @@ fn main() -> ExitCode {
         Command::Grpc(a) => grpc::run(a),
         Command::Listens(a) => listens::run(a),
         Command::Recall(a) => recall::run(a),
+        Command::States(a) => states::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
