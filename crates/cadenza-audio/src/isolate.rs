@@ -122,21 +122,29 @@ impl Isolation {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let result = self.run(path, limits, Some(&out)).and_then(|probe| {
-            let bytes = std::fs::read(&out).map_err(|e| AudioError::DecoderCrashed {
+            let unreadable = |e: std::io::Error| AudioError::DecoderCrashed {
                 detail: format!("the worker's samples could not be read back: {e}"),
-            })?;
-            let samples: Vec<f32> = bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            };
             let expected = (probe.duration_s * f64::from(probe.sample_rate)).round() as usize;
-            if bytes.len() % 4 != 0 || samples.len() != expected {
+            let file = std::fs::File::open(&out).map_err(unreadable)?;
+            let len = file.metadata().map_err(unreadable)?.len();
+            if len != expected as u64 * 4 {
                 return Err(AudioError::DecoderCrashed {
-                    detail: format!(
-                        "the worker reported {expected} samples and wrote {} bytes",
-                        bytes.len()
-                    ),
+                    detail: format!("the worker reported {expected} samples and wrote {len} bytes"),
                 });
+            }
+            // Read in blocks straight into the samples: no second copy of the track in bytes.
+            let mut samples = Vec::with_capacity(expected);
+            let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+            let mut block = [0u8; 1 << 16];
+            while samples.len() < expected {
+                let want = ((expected - samples.len()) * 4).min(block.len());
+                reader.read_exact(&mut block[..want]).map_err(unreadable)?;
+                samples.extend(
+                    block[..want]
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                );
             }
             Ok(DecodedAudio {
                 samples,

@@ -8,6 +8,7 @@
 //! cadenza-decode FILE [--limits JSON] [--cpu-s S] [--memory-bytes B] [--samples OUT]
 //! ```
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -76,8 +77,16 @@ fn main() -> ExitCode {
     let report = match decode_file(&file, &limits) {
         Ok(d) => {
             if let Some(out) = &samples_out {
-                let bytes: Vec<u8> = d.samples.iter().flat_map(|x| x.to_le_bytes()).collect();
-                if let Err(e) = std::fs::write(out, bytes) {
+                // Streamed: a byte copy of the whole track would double what the worker needs
+                // under its memory limit.
+                let written = std::fs::File::create(out).and_then(|f| {
+                    let mut w = std::io::BufWriter::new(f);
+                    for x in &d.samples {
+                        w.write_all(&x.to_le_bytes())?;
+                    }
+                    w.flush()
+                });
+                if let Err(e) = written {
                     eprintln!("cadenza-decode: cannot write {}: {e}", out.display());
                     return ExitCode::from(74);
                 }
