@@ -118,13 +118,15 @@ impl System {
         index.ensure_collection(&users_spec(dim)).await?;
         let blobs = BlobStore::open(args.data_dir.join("blobs"))?;
 
+        // One decoding worker setting for ingest and feature extraction (located once).
+        let isolation = args.decoder.isolation()?;
         let mut tasks = Vec::new();
         let extractor = Extractor {
             bus: bus.clone(),
             index: Some(index.clone()),
             embedder: embedder.clone(),
             blobs: Some(blobs.clone()),
-            isolation: args.decoder.isolation()?,
+            isolation: isolation.clone(),
         };
         tasks.push((
             "feature-extraction",
@@ -146,7 +148,7 @@ impl System {
             index.clone(),
             IngestOptions {
                 allowed_roots: args.allow_path.clone(),
-                isolation: args.decoder.isolation()?,
+                isolation,
                 ..IngestOptions::default()
             },
         );
