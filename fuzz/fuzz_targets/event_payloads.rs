@@ -9,7 +9,6 @@ use cadenza_core::{Listen, UserState};
 use cadenza_proto::Message as _;
 use cadenza_proto::v1::{ListenRecorded, TrackEmbedded, TrackIngested, UserStateUpdated};
 use libfuzzer_sys::fuzz_target;
-use serde::Deserialize as _;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(l) = ListenRecorded::decode(data)
@@ -31,11 +30,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(u) = UserStateUpdated::decode(data)
         && let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&u.state_json)
     {
-        let _ = match doc.pointer("/payload/state") {
-            Some(serde_json::Value::String(s)) => serde_json::from_str::<UserState>(s).is_ok(),
-            Some(v) => UserState::deserialize(v).is_ok(),
-            None => false,
-        };
+        // As `cadenza_session_aggregation::state_of` reads it from the materialised point.
+        if let Some(state) = doc.pointer("/payload/state") {
+            let _ = UserState::from_stored(state);
+        }
     }
     let _ = TrackIngested::decode(data);
 });

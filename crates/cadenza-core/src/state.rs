@@ -145,6 +145,17 @@ pub struct UserState {
 }
 
 impl UserState {
+    /// A state document as a `users` point's payload holds it: one JSON string (what is
+    /// written), or a JSON object (points written before that).
+    pub fn from_stored(doc: &serde_json::Value) -> Result<UserState, serde_json::Error> {
+        match doc {
+            serde_json::Value::String(s) => serde_json::from_str(s),
+            // From the borrowed tree: cloning a listener's whole document first cost as much
+            // again.
+            other => UserState::deserialize(other),
+        }
+    }
+
     pub fn new(user: UserId, config: StateConfig) -> Self {
         UserState {
             user,

@@ -21,7 +21,6 @@ use cadenza_proto::v1::{ListenRecorded, UserStateUpdated};
 use cadenza_svc::catalog::{TRACKS, USERS, point_id};
 use cadenza_svc::consumer::{self, Outcome};
 use cadenza_svc::{Shutdown, propagation};
-use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 pub const GROUP: &str = "cadenza-session-aggregation";
@@ -501,12 +500,10 @@ impl StateCache {
 /// Written as one JSON string (see [`user_point`]); points written before that carry it as a
 /// JSON object, which is still read.
 pub fn state_of(payload: &cadenza_index::Payload) -> anyhow::Result<UserState> {
-    match payload.get("state") {
-        Some(Value::String(doc)) => Ok(serde_json::from_str(doc)?),
-        // From the borrowed tree: cloning a listener's whole document first cost as much again.
-        Some(doc) => Ok(UserState::deserialize(doc)?),
-        None => anyhow::bail!("user point without a state document"),
-    }
+    let doc = payload
+        .get("state")
+        .ok_or_else(|| anyhow::anyhow!("user point without a state document"))?;
+    Ok(UserState::from_stored(doc)?)
 }
 
 /// The `users` point of a state, and the `{"vector", "payload"}` document that
