@@ -44,7 +44,8 @@ def _attr(node: onnx.NodeProto, name: str, default=None):
 def pool_before_batch_norm(model: onnx.ModelProto, block: int = BLOCK) -> list[str]:
     """Rewrite every Conv -> Relu -> BatchNormalization -> MaxPool chain in place.
 
-    Returns the names of the convolutions whose branches were rewritten.
+    Returns the names of the convolutions whose branches were rewritten. New nodes are
+    appended, so the caller puts the graph back in order (export_onnx.py: `canonicalize`).
     """
     g = model.graph
     inits = {i.name: i for i in g.initializer}
@@ -136,35 +137,4 @@ def pool_before_batch_norm(model: onnx.ModelProto, block: int = BLOCK) -> list[s
     kept = [i for i in g.initializer if i.name in used]
     del g.initializer[:]
     g.initializer.extend(kept)
-    _topological(g)
     return rewritten
-
-
-def _topological(g: onnx.GraphProto) -> None:
-    ready = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
-    rest, order = list(g.node), []
-    while rest:
-        for k, n in enumerate(rest):
-            if all(i in ready for i in n.input):
-                order.append(n)
-                ready.update(n.output)
-                rest.pop(k)
-                break
-        else:
-            raise ValueError("graph has a cycle")
-    del g.node[:]
-    g.node.extend(order)
-
-
-if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description="rewrite an exported model in place (see the module docs)")
-    ap.add_argument("model")
-    ap.add_argument("--out")
-    args = ap.parse_args()
-    m = onnx.load(args.model)
-    done = pool_before_batch_norm(m)
-    onnx.checker.check_model(m)
-    onnx.save(m, args.out or args.model)
-    print(f"{args.model}: {len(done)} branches pooled first")
