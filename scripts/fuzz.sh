@@ -16,14 +16,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${CADENZA_CACHE:-$HOME/.cache/cadenza}
 SECS=${FUZZ_SECS:-60}
-VERSION=0.13.2
-BIN=$CACHE/tools/bin/cargo-fuzz
 say() { printf '\033[1;34m[fuzz]\033[0m %s\n' "$*" >&2; }
-if ! "$BIN" --version 2>/dev/null | grep -q "$VERSION"; then
-  say "installing cargo-fuzz $VERSION from crates.io into $CACHE/tools (once)"
-  CARGO_TARGET_DIR=$CACHE/tools-target cargo install --quiet --locked --root "$CACHE/tools" \
-    cargo-fuzz --version "$VERSION"
-fi
+source scripts/cargo-tool.sh
+cargo_tool cargo-fuzz 0.13.2
+BIN=$TOOL
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(audio_front_end event_payloads)
 for t in "${targets[@]}"; do
