@@ -132,13 +132,7 @@ async fn four_services_over_kafka() {
     let rest = &clips[6..];
     for (i, (path, meta)) in rest.iter().enumerate() {
         if i == rest.len() / 4 {
-            let delay = Duration::from_millis(u64::from(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .subsec_nanos()
-                    % 25,
-            ));
+            let delay = Duration::from_millis(random_below(25));
             let (mut client, bytes, m) = (
                 api.ingest.clone(),
                 std::fs::read(path).unwrap(),
@@ -371,14 +365,7 @@ async fn four_services_over_kafka() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let at_ms = 300
-        + u64::from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-                % 1500,
-        );
+    let at_ms = 300 + random_below(1500);
     // Ranking too, at another point: its own index follows the user-state topic, so after
     // the restart it must serve every listener's final state (checked below through it).
     let ranking_at_ms = 200 + (at_ms * 7) % 1500;
@@ -463,4 +450,14 @@ async fn four_services_over_kafka() {
             p.tail()
         );
     }
+}
+
+/// A number in `0..n` that differs from run to run (where a kill lands), from the clock.
+fn random_below(n: u64) -> u64 {
+    u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos(),
+    ) % n
 }
