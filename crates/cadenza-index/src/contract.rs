@@ -454,7 +454,22 @@ pub async fn filters_follow_reference_semantics(index: &dyn VectorIndex, prefix:
         Filter::must(Condition::keyword("genre", "romantic"))
             .and(Condition::range("tempo", None, Some(100.0)))
             .and_not(Condition::boolean("solo", true)),
-        Filter::must(Condition::HasId(some_ids)).and_not(Condition::keyword("tags", "t1")),
+        Filter::must(Condition::HasId(some_ids.clone())).and_not(Condition::keyword("tags", "t1")),
+        // Contradictions (a condition both required and refused) admit nothing.
+        Filter::must(Condition::boolean("solo", true)).and_not(Condition::boolean("solo", true)),
+        Filter::must(Condition::boolean("solo", false)).and_not(Condition::boolean("solo", false)),
+        Filter::must(Condition::keyword("genre", "baroque"))
+            .and_not(Condition::keyword("genre", "baroque")),
+        Filter::must(Condition::integer("year", 1607)).and_not(Condition::integer("year", 1607)),
+        Filter::must(Condition::range("tempo", Some(80.0), Some(120.0))).and_not(Condition::range(
+            "tempo",
+            Some(80.0),
+            Some(120.0),
+        )),
+        Filter::must(Condition::HasId(some_ids.clone())).and_not(Condition::HasId(some_ids)),
+        Filter::must(Condition::boolean("solo", true))
+            .and(Condition::keyword("genre", "baroque"))
+            .and_not(Condition::boolean("solo", true)),
         Filter::must(Condition::keyword("genre", "nonexistent")),
         Filter::must(Condition::keyword("missing_field", "x")),
         Filter::default(),

@@ -409,6 +409,9 @@ impl VectorIndex for QdrantIndex {
             .with_vectors(request.with_vector);
         if let Some(f) = request.filter.as_ref().filter(|f| !f.is_empty()) {
             check_filter(f)?;
+            if f.admits_nothing() {
+                return Ok(Vec::new());
+            }
             search = search.filter(filter(f));
         }
         if let Some(ef) = request.ef {

@@ -274,6 +274,15 @@ impl Filter {
         self.must.is_empty() && self.must_not.is_empty()
     }
 
+    /// Whether some condition is both required and refused, so that no point can match.
+    ///
+    /// The engine adapters answer such a filter themselves: Qdrant's planner (in the server
+    /// and in qdrant-edge 0.7) drops a `must_not` condition equal to the `must` condition it
+    /// chose to iterate by, and returns the points the filter should refuse.
+    pub fn admits_nothing(&self) -> bool {
+        self.must.iter().any(|c| self.must_not.contains(c))
+    }
+
     /// Reference semantics, as [`Condition::matches`].
     pub fn matches(&self, id: PointId, payload: &Payload) -> bool {
         self.must.iter().all(|c| c.matches(id, payload))

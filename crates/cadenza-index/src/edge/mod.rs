@@ -367,6 +367,9 @@ impl VectorIndex for EdgeIndex {
             let filter = match request.filter.as_ref().filter(|f| !f.is_empty()) {
                 Some(f) => {
                     check_filter(f)?;
+                    if f.admits_nothing() {
+                        return Ok(Vec::new());
+                    }
                     Some(convert::filter(f)?)
                 }
                 None => None,

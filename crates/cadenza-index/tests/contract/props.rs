@@ -123,17 +123,23 @@ proptest! {
         let borderline = |s: f32| threshold.is_some_and(|t| (s - t).abs() < 1e-4);
         let comparable = !exact.iter().any(|(_, s)| borderline(*s));
         let exact: Vec<_> = exact.iter().map(|(id, _)| *id).collect();
-        for index in [&f.edge as &dyn VectorIndex, &f.memory] {
+        for (name, index) in [("edge", &f.edge as &dyn VectorIndex), ("memory", &f.memory)] {
             let hits = f.runtime.block_on(index.search("props", &request)).unwrap();
             prop_assert!(hits.len() <= limit);
             let ids: HashSet<_> = hits.iter().map(|h| h.id).collect();
-            prop_assert_eq!(ids.len(), hits.len(), "duplicate ids from {:?}", index);
+            prop_assert_eq!(ids.len(), hits.len(), "duplicate ids from {}", name);
             for h in &hits {
-                prop_assert!(filter.as_ref().is_none_or(|fl| fl.matches(h.id, &h.payload)));
+                prop_assert!(
+                    filter.as_ref().is_none_or(|fl| fl.matches(h.id, &h.payload)),
+                    "{} returned {} (payload {:?}), which the filter refuses",
+                    name,
+                    h.id,
+                    h.payload
+                );
             }
             if comparable && !hits.iter().any(|h| borderline(h.score)) {
                 let got: Vec<_> = hits.iter().map(|h| h.id).collect();
-                prop_assert_eq!(&got, &exact, "{:?} differs from exact", index);
+                prop_assert_eq!(&got, &exact, "{} differs from exact", name);
             }
         }
     }
