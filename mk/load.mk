@@ -13,7 +13,7 @@ loadtest-kafka: setup kafka-install ## listen-path throughput: LISTENS=100000 on
 	$(LOAD_BINS)
 	scripts/loadtest.sh kafka
 
-soak: setup kafka-install ## fault scenario: LISTENS=100000 through Kafka, session aggregation and ranking SIGKILLed every 15–25 s, then rebuilt and checked
+soak: setup kafka-install ## fault scenario: LISTENS=100000 through Kafka and UPLOADS=200 through ingest, every service SIGKILLed every 15–25 s, then rebuilt and checked
 	$(LOAD_BINS)
 	scripts/loadtest.sh soak
 

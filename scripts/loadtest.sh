@@ -6,8 +6,10 @@
 #   scripts/loadtest.sh scale   the same at one rate ($SCALE_RATE) for each size in $SIZES
 #   scripts/loadtest.sh kafka   listen-path throughput: Kafka → session aggregation, while the
 #                               listens are published and then on a backlog of $BACKLOG
-#   scripts/loadtest.sh soak    the same with session aggregation SIGKILLed every few seconds,
-#                               then `cadenza rebuild --check`: nothing lost or doubled
+#   scripts/loadtest.sh soak    the same, with uploads through ingest alongside, while every
+#                               service is SIGKILLed every 15–25 s and restarted; then
+#                               `cadenza rebuild --check`, every listener's state and every
+#                               upload checked: nothing lost or doubled
 #
 # Catalogues are built once into $CADENZA_CACHE/loadtest/<tracks> and reused. Binaries come
 # from the release build the make targets run first. Figures are appended as JSON lines to
@@ -32,6 +34,7 @@ mkdir -p "$CADENZA_CACHE/loadtest"
 
 pids=()
 soak_kafka=
+soak_dir=
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -39,6 +42,9 @@ cleanup() {
     scripts/kafka.sh stop || true
     rm -rf "$KAFKA_DATA"
     soak_kafka=
+  fi
+  if [[ -n "${soak_dir:-}" && -d "$soak_dir" ]]; then
+    echo "soak failed: each service's log is kept in $soak_dir" >&2
   fi
 }
 trap cleanup EXIT
@@ -124,23 +130,28 @@ case "${1:-grpc}" in
     ;;
   soak)
     # Fault scenario: $LISTENS listens through Kafka, published at $SOAK_RATE/s (1,500: about a
-    # minute for 100k, so several kills land mid-stream), while session aggregation is killed with
-    # SIGKILL every $KILL_EVERY_MIN..$KILL_EVERY_MAX s (15..25: longer than the 10 s group
-    # session timeout, or a restarted member never gets its partitions back) and restarted,
-    # and ranking (its own index, materialised from the user-state topic) is killed a few
-    # seconds after each; then every user state is rebuilt from the listen topic and checked
-    # against what session aggregation announced, and every listener's state as ranking serves
-    # it against the listens published (0 lost, 0 double-counted); the time from the last
-    # restart to a caught-up group is printed.
+    # minute for 100k, so several kills land mid-stream), and $UPLOADS synthetic clips uploaded
+    # through ingest at $UPLOAD_RATE/s (each retried until acknowledged), while every service
+    # is killed with SIGKILL and restarted: session aggregation every
+    # $KILL_EVERY_MIN..$KILL_EVERY_MAX s (15..25: longer than the 10 s group session timeout,
+    # or a restarted member never gets its partitions back), then ranking (its own index,
+    # materialised from the user-state and track topics), ingest and feature extraction a few
+    # seconds apart. Then every user state is rebuilt from the listen topic and checked against
+    # what session aggregation announced, every listener's state as ranking serves it against
+    # the listens published, and every acknowledged upload against what ranking serves (0 lost,
+    # 0 double-counted); the time from the last restart to a caught-up group is printed.
     # A broker of its own on fresh data: earlier runs' topics and offsets must not count.
     export KAFKA_PORT=${SOAK_KAFKA_PORT:-19292}
     KAFKA_DATA=$(mktemp -d "$CADENZA_CACHE/loadtest/kafka.XXXXXX")
     export KAFKA_DATA
     soak_kafka=1
+    # Everything of this run under one directory: removed when it passes, kept (with each
+    # service's log) when it fails.
+    soak_dir=$(mktemp -d "$CADENZA_CACHE/loadtest/soak.XXXXXX")
     scripts/kafka.sh start
     scripts/kafka.sh wait
     brokers="127.0.0.1:${KAFKA_PORT:-19092}"
-    sa_dir=$(mktemp -d "$CADENZA_CACHE/loadtest/sa.XXXXXX")
+    sa_dir=$soak_dir/sa; mkdir -p "$sa_dir"
     start_sa() {
       "$BIN/cadenza-session-aggregation" --kafka-brokers "$brokers" --data-dir "$sa_dir" \
         --grpc-addr 127.0.0.1:50571 --metrics-addr 127.0.0.1:9572 --instance-id soak \
@@ -148,7 +159,7 @@ case "${1:-grpc}" in
       sa=$!
       pids+=("$sa")
     }
-    rk_dir=$(mktemp -d "$CADENZA_CACHE/loadtest/ranking.XXXXXX")
+    rk_dir=$soak_dir/ranking; mkdir -p "$rk_dir"
     start_ranking() {
       "$BIN/cadenza-ranking" --kafka-brokers "$brokers" --data-dir "$rk_dir" \
         --grpc-addr 127.0.0.1:50573 --metrics-addr 127.0.0.1:9573 --instance-id soak \
@@ -156,16 +167,40 @@ case "${1:-grpc}" in
       rk=$!
       pids+=("$rk")
     }
+    blob_dir=$soak_dir/blobs; mkdir -p "$blob_dir"
+    in_dir=$soak_dir/ingest; mkdir -p "$in_dir"
+    start_ingest() {
+      "$BIN/cadenza-ingest" --kafka-brokers "$brokers" --data-dir "$in_dir" \
+        --blob-dir "$blob_dir" --grpc-addr 127.0.0.1:50574 --metrics-addr 127.0.0.1:9574 \
+        --instance-id soak --topic-partitions "${PARTITIONS:-6}" --log warn \
+        >>"$in_dir/ingest.log" 2>&1 &
+      in=$!
+      pids+=("$in")
+    }
+    fe_dir=$soak_dir/fe; mkdir -p "$fe_dir"
+    start_fe() {
+      "$BIN/cadenza-feature-extraction" --kafka-brokers "$brokers" --data-dir "$fe_dir" \
+        --blob-dir "$blob_dir" --grpc-addr 127.0.0.1:50575 --metrics-addr 127.0.0.1:9575 \
+        --threads 1 --topic-partitions "${PARTITIONS:-6}" --log warn \
+        >>"$fe_dir/fe.log" 2>&1 &
+      fe=$!
+      pids+=("$fe")
+    }
     start_sa
     start_ranking
-    wait_port 127.0.0.1:50571 60
-    wait_port 127.0.0.1:50573 60
+    start_ingest
+    start_fe
+    for port in 50571 50573 50574 50575; do wait_port "127.0.0.1:$port" 60; done
     "$BIN/cadenza-load" catalogue --kafka "$brokers" --tracks "${KAFKA_TRACKS:-10000}" \
       --partitions "${PARTITIONS:-6}"
     "$BIN/cadenza-load" listens --kafka "$brokers" --tracks "${KAFKA_TRACKS:-10000}" \
       --count "${LISTENS:-100000}" --users "${LISTEN_USERS:-5000}" --rate "${SOAK_RATE:-1500}" \
       --wait-group cadenza-session-aggregation-tracks-soak --seed "$RANDOM" &
     load=$!
+    "$BIN/cadenza-load" uploads --server http://127.0.0.1:50574 \
+      --catalog http://127.0.0.1:50573 --count "${UPLOADS:-200}" --rate "${UPLOAD_RATE:-3}" \
+      --seed "$RANDOM" --timeout 240 &
+    uploads=$!
     kills=0
     last_restart=$SECONDS
     while kill -0 "$load" 2>/dev/null; do
@@ -179,18 +214,27 @@ case "${1:-grpc}" in
       kill -KILL "$rk"; wait "$rk" 2>/dev/null || true
       echo "SIGKILL #$kills to ranking at ${SECONDS}s; restarting"
       start_ranking
+      sleep $((1 + RANDOM % 3))
+      kill -KILL "$in"; wait "$in" 2>/dev/null || true
+      echo "SIGKILL #$kills to ingest at ${SECONDS}s; restarting"
+      start_ingest
+      sleep $((1 + RANDOM % 3))
+      kill -KILL "$fe"; wait "$fe" 2>/dev/null || true
+      echo "SIGKILL #$kills to feature extraction at ${SECONDS}s; restarting"
+      start_fe
       last_restart=$SECONDS
     done
     wait "$load"
     echo "caught up $((SECONDS - last_restart)) s after the last restart ($kills SIGKILLs)"
-    check_dir=$(mktemp -d "$CADENZA_CACHE/loadtest/rebuild.XXXXXX")
+    check_dir=$soak_dir/rebuild; mkdir -p "$check_dir"
     "$BIN/cadenza" --log warn rebuild --kafka-brokers "$brokers" --data-dir "$check_dir" --check \
       | tee "$check_dir/report.txt"
     grep -q "  identical" "$check_dir/report.txt"
     "$BIN/cadenza-load" states --server http://127.0.0.1:50573 --count "${LISTENS:-100000}" \
       --users "${LISTEN_USERS:-5000}"
-    kill -TERM "$sa" "$rk"; wait "$sa" "$rk" 2>/dev/null || true
-    rm -rf "$sa_dir" "$rk_dir" "$check_dir"
+    wait "$uploads"
+    kill -TERM "$sa" "$rk" "$in" "$fe"; wait "$sa" "$rk" "$in" "$fe" 2>/dev/null || true
+    rm -rf "$soak_dir"
     ;;
   *)
     echo "usage: $0 grpc|scale|kafka|soak" >&2

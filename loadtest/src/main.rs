@@ -22,6 +22,7 @@ mod grpc;
 mod listens;
 mod recall;
 mod states;
+mod uploads;
 
 use std::process::ExitCode;
 
@@ -51,6 +52,9 @@ enum Command {
     /// After `listens`: every listener's state as served (by ranking) has exactly the listens
     /// published, none lost or doubled.
     States(states::StatesArgs),
+    /// Uploads through the ingest API at a fixed rate, each retried until acknowledged, then a
+    /// check that ranking serves every acknowledged track (none lost).
+    Uploads(uploads::UploadsArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
         Command::Listens(a) => listens::run(a),
         Command::Recall(a) => recall::run(a),
         Command::States(a) => states::run(a),
+        Command::Uploads(a) => uploads::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
