@@ -26,7 +26,7 @@ test: setup ## the whole test suite: what CI runs (.ci/run)
 	$(MAKE) --no-print-directory deploy-check
 	$(MAKE) --no-print-directory audit
 
-audit: ## dependency audit with cargo-deny (licences, banned crates, sources; deny.toml)
+audit: ## dependency audit with cargo-deny (licences, banned crates, sources; deny.toml); advisories too with ADVISORY_DB=<advisory-db checkout>
 	@scripts/audit.sh
 
 fmt: ## format the Rust code
