@@ -399,12 +399,25 @@ async fn phase(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
     let in_flight = Arc::new(AtomicUsize::new(0));
     let start = Instant::now() + Duration::from_millis(5);
-    let mut dropped = 0u64;
-    for i in 0..total {
-        let due = start + Duration::from_secs_f64(i as f64 / rate);
-        if due > Instant::now() {
-            tokio::time::sleep_until(due.into()).await;
+    // The schedule runs on a thread of its own: tokio's timer fires on millisecond ticks, so
+    // at 2,000 req/s (one due every 0.5 ms) most requests would leave up to 1 ms after they
+    // were due, and that lateness of the generator would be charged to the server. A thread's
+    // sleep wakes within tens of microseconds.
+    let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
+    let schedule = std::thread::spawn(move || {
+        for i in 0..total {
+            let due = start + Duration::from_secs_f64(i as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if due_tx.send((i, due)).is_err() {
+                break;
+            }
         }
+    });
+    let mut dropped = 0u64;
+    while let Some((i, due)) = due_rx.recv().await {
         if in_flight.load(Ordering::Relaxed) >= args.max_in_flight {
             dropped += 1;
             continue;
@@ -425,6 +438,9 @@ async fn phase(
             in_flight.fetch_sub(1, Ordering::Relaxed);
         });
     }
+    schedule
+        .join()
+        .map_err(|_| anyhow::anyhow!("the request schedule's thread panicked"))?;
     drop(tx);
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut service = latency.clone();
