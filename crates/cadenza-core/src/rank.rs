@@ -13,13 +13,27 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     if a.len() != b.len() || a.is_empty() {
         return 0.0;
     }
-    let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
-    for (x, y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(*x), f64::from(*y));
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
+    // Four independent sums of each (in f64, so the order barely matters): the compiler can
+    // keep them in vector registers instead of waiting on one long chain of additions.
+    let (mut dot, mut na, mut nb) = ([0f64; 4], [0f64; 4], [0f64; 4]);
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (xs, ys) in ca.zip(cb) {
+        for l in 0..4 {
+            let (x, y) = (f64::from(xs[l]), f64::from(ys[l]));
+            dot[l] += x * y;
+            na[l] += x * x;
+            nb[l] += y * y;
+        }
     }
+    for (x, y) in ra.iter().zip(rb) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
+        dot[0] += x * y;
+        na[0] += x * x;
+        nb[0] += y * y;
+    }
+    let sum = |v: [f64; 4]| (v[0] + v[1]) + (v[2] + v[3]);
+    let (dot, na, nb) = (sum(dot), sum(na), sum(nb));
     if na == 0.0 || nb == 0.0 || !(na.is_finite() && nb.is_finite()) {
         return 0.0;
     }
