@@ -341,7 +341,22 @@ pub async fn upsert_overwrites_by_id(index: &dyn VectorIndex, prefix: &str) {
     fresh(index, &spec).await;
     let first = Point::new(5, vec![1.0, 2.0, 3.0])
         .with_payload(as_payload(json!({"genre": "folk song", "year": 1900})));
-    index.upsert(&name, vec![first]).await.unwrap();
+    index.upsert(&name, vec![first.clone()]).await.unwrap();
+    // Read every way first, so an index that keeps what it read has the old point to forget.
+    let before = index.get_shared(&name, &[5], true).await.unwrap();
+    assert_eq!(before[0].payload, first.payload);
+    assert_eq!(
+        index.get(&name, &[5], false).await.unwrap()[0].payload,
+        first.payload
+    );
+    let hits = index
+        .search(
+            &name,
+            &SearchRequest::new(vec![1.0, 2.0, 3.0], 1).with_vector(true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits[0].payload, first.payload);
     let second =
         Point::new(5, vec![-1.0, 0.5, 0.0]).with_payload(as_payload(json!({"genre": "baroque"})));
     index.upsert(&name, vec![second.clone()]).await.unwrap();
@@ -352,6 +367,27 @@ pub async fn upsert_overwrites_by_id(index: &dyn VectorIndex, prefix: &str) {
         "payload is replaced, not merged"
     );
     assert_same_vector(&got[0].vector, &second.vector);
+    let shared = index.get_shared(&name, &[5], true).await.unwrap();
+    assert_eq!(
+        shared[0].payload, second.payload,
+        "a read before the write is served"
+    );
+    assert_same_vector(&shared[0].vector, &second.vector);
+    let hits = index
+        .search(
+            &name,
+            &SearchRequest::new(vec![-1.0, 0.5, 0.0], 1).with_vector(true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        hits[0].payload, second.payload,
+        "a search serves an old payload"
+    );
+    assert_same_vector(
+        hits[0].vector.as_deref().unwrap_or_default(),
+        &second.vector,
+    );
     let hits = index
         .search(
             &name,
@@ -382,12 +418,28 @@ pub async fn delete_removes_points(index: &dyn VectorIndex, prefix: &str) {
     let points = catalogue(40, 8, 2);
     load(index, &name, &points).await;
     let gone: Vec<PointId> = points.iter().step_by(4).map(|p| p.id).collect();
+    // Read first, so an index that keeps what it read has points to forget.
+    assert_eq!(
+        index.get_shared(&name, &gone, true).await.unwrap().len(),
+        gone.len()
+    );
+    assert_eq!(
+        index.get(&name, &gone, false).await.unwrap().len(),
+        gone.len()
+    );
     let mut asked = gone.clone();
     asked.push(1_000_000);
     index.delete(&name, &asked).await.unwrap();
     index.delete(&name, &[]).await.unwrap();
     assert_eq!(index.count(&name).await.unwrap(), 30);
     assert!(index.get(&name, &gone, false).await.unwrap().is_empty());
+    assert!(
+        index
+            .get_shared(&name, &gone, true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let hits = index
         .search(&name, &SearchRequest::new(points[0].vector.clone(), 40))
         .await

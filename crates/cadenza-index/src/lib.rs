@@ -26,10 +26,11 @@ mod types;
 pub mod vector;
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use edge::EdgeIndex;
+pub use edge::{EdgeIndex, EdgeOptions};
 pub use error::{IndexError, Result};
 pub use memory::MemoryIndex;
 pub use qdrant::{QdrantConfig, QdrantIndex};
@@ -67,6 +68,30 @@ pub trait VectorIndex: Send + Sync + Debug {
     /// absent. Vectors are returned only if `with_vector` (otherwise empty).
     async fn get(&self, collection: &str, ids: &[PointId], with_vector: bool)
     -> Result<Vec<Point>>;
+
+    /// [`VectorIndex::get`] for readers that only look: an index that keeps points in memory
+    /// ([`EdgeIndex`]'s cache) hands out its own copies instead of cloning them, and a point
+    /// may carry its vector even when `with_vector` is false.
+    async fn get_shared(
+        &self,
+        collection: &str,
+        ids: &[PointId],
+        with_vector: bool,
+    ) -> Result<Vec<Arc<Point>>> {
+        Ok(self
+            .get(collection, ids, with_vector)
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect())
+    }
+
+    /// True when [`VectorIndex::get_shared`] is cheaper than having `search` return payloads
+    /// and vectors (points in this process's memory), false when every read is a round trip
+    /// (a server).
+    fn shares_points(&self) -> bool {
+        false
+    }
 
     /// The nearest points to `request.vector`, best first (highest score for Cosine and Dot,
     /// smallest distance for Euclid), at most `request.limit`, no id twice.

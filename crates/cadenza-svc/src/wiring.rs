@@ -88,6 +88,11 @@ pub struct IndexArgs {
     /// Qdrant API key (never logged).
     #[arg(long, env = "CADENZA_QDRANT_API_KEY", hide_env_values = true)]
     pub qdrant_api_key: Option<String>,
+    /// Memory for recently read points (listener states, track metadata and vectors) per
+    /// collection of the in-process index, in MiB; 0 turns the cache off. Ignored with a
+    /// Qdrant server.
+    #[arg(long, env = "CADENZA_INDEX_CACHE_MB", default_value_t = 64)]
+    pub index_cache_mb: usize,
 }
 
 impl IndexArgs {
@@ -112,7 +117,12 @@ impl IndexArgs {
                 let dir = data_dir.join("index");
                 std::fs::create_dir_all(&dir)?;
                 tracing::info!(dir = %dir.display(), "vector index: qdrant-edge in process");
-                Ok(Arc::new(cadenza_index::EdgeIndex::open(&dir).await?))
+                let options = cadenza_index::EdgeOptions {
+                    point_cache_bytes: self.index_cache_mb << 20,
+                };
+                Ok(Arc::new(
+                    cadenza_index::EdgeIndex::open_with(&dir, options).await?,
+                ))
             }
         }
     }

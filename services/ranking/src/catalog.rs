@@ -53,6 +53,7 @@ impl Ranking {
         Ok(ListTracksReply {
             tracks: points
                 .into_iter()
+                .map(std::sync::Arc::new)
                 .filter_map(Track::from_point)
                 .map(|t| track_of(&t))
                 .collect(),
@@ -68,15 +69,15 @@ impl Ranking {
 fn track_of(t: &Track) -> pb::Track {
     pb::Track {
         track_id: t.id.to_string(),
-        metadata: Some(track_metadata(&t.payload)),
-        top_tags: track_tags(&t.payload),
+        metadata: Some(track_metadata(t.payload())),
+        top_tags: track_tags(t.payload()),
         duration_s: t
-            .payload
+            .payload()
             .get("duration_s")
             .and_then(|v| v.as_f64())
             .unwrap_or(0.0),
         model: t
-            .payload
+            .payload()
             .get("model")
             .and_then(|v| v.as_str())
             .unwrap_or_default()

@@ -120,33 +120,36 @@ fn index_error(e: IndexError) -> Status {
     }
 }
 
-/// A track as the index holds it.
+/// A track as the index holds it (the point shared with the index's cache, not copied).
 #[derive(Debug, Clone)]
 struct Track {
     id: TrackId,
-    vector: Vec<f32>,
-    payload: cadenza_index::Payload,
+    point: Arc<Point>,
 }
 
 impl Track {
-    fn from_point(p: Point) -> Option<Track> {
+    fn from_point(p: Arc<Point>) -> Option<Track> {
         let id = TrackId::new(payload_track_id(&p.payload)?).ok()?;
-        Some(Track {
-            id,
-            vector: p.vector,
-            payload: p.payload,
-        })
+        Some(Track { id, point: p })
+    }
+
+    fn vector(&self) -> &[f32] {
+        &self.point.vector
+    }
+
+    fn payload(&self) -> &cadenza_index::Payload {
+        &self.point.payload
     }
 
     fn tags(&self) -> Vec<String> {
-        track_tags(&self.payload)
+        track_tags(self.payload())
             .into_iter()
             .map(|t| t.tag)
             .collect()
     }
 
     fn label(&self) -> TrackLabel {
-        let meta = track_metadata(&self.payload);
+        let meta = track_metadata(self.payload());
         TrackLabel {
             title: if meta.title.is_empty() {
                 self.id.to_string()
@@ -211,7 +214,7 @@ impl Ranking {
         let user = UserId::new(raw).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let stored = self
             .index
-            .get(USERS, &[point_id(user.as_str())], false)
+            .get_shared(USERS, &[point_id(user.as_str())], false)
             .await
             .map_err(index_error)?;
         let Some(p) = stored.into_iter().next() else {
@@ -231,7 +234,7 @@ impl Ranking {
         let points: Vec<PointId> = ids.iter().map(|t| point_id(t.as_str())).collect();
         let found = self
             .index
-            .get(TRACKS, &points, true)
+            .get_shared(TRACKS, &points, true)
             .await
             .map_err(index_error)?;
         Ok(found

@@ -3,13 +3,14 @@
 //! from the index, re-ranks them with `cadenza_core` and explains every item.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use cadenza_core::{Candidate, TrackId, UserState, cosine, explain, mmr};
-use cadenza_index::SearchRequest;
+use cadenza_index::{Point, PointId, SearchRequest};
 use cadenza_proto::v1::{
     self as pb, ContinueRequest, RecommendReply, RecommendRequest, RecommendedTrack, SimilarRequest,
 };
-use cadenza_svc::catalog::{TRACKS, payload_track_id, point_id, track_metadata};
+use cadenza_svc::catalog::{TRACKS, point_id, track_metadata};
 use tonic::Status;
 
 use crate::filters::Filters;
@@ -32,40 +33,61 @@ impl Ranking {
         if diversity > 0.0 || filters.checks_pool() || queries.len() > 1 {
             pool = pool.max(self.options.candidate_pool);
         }
+        // An index with points in memory searches for ids alone and shares its points;
+        // otherwise the search brings payloads and vectors in the same round trip.
+        let shared = self.index.shares_points();
         let mut lists = Vec::new();
         let mut tracks = HashMap::new();
         for q in queries {
             for alternative in &filters.alternatives {
                 let mut req = SearchRequest::new(q.clone(), pool)
-                    .with_vector(true)
+                    .with_payload(!shared)
+                    .with_vector(!shared)
                     .ef(self.options.search_ef);
                 if !alternative.is_empty() {
                     req = req.filter(alternative.clone());
                 }
                 let hits = self.index.search(TRACKS, &req).await.map_err(index_error)?;
-                let mut list = Vec::with_capacity(hits.len());
-                for h in hits {
-                    if !filters.keeps(&h.payload) {
+                let points: Vec<(Arc<Point>, f32)> = if shared {
+                    let ids: Vec<PointId> = hits.iter().map(|h| h.id).collect();
+                    let mut by_id: HashMap<PointId, Arc<Point>> = self
+                        .index
+                        .get_shared(TRACKS, &ids, true)
+                        .await
+                        .map_err(index_error)?
+                        .into_iter()
+                        .map(|p| (p.id, p))
+                        .collect();
+                    // A hit deleted since the search is left out.
+                    hits.iter()
+                        .filter_map(|h| Some((by_id.remove(&h.id)?, h.score)))
+                        .collect()
+                } else {
+                    hits.into_iter()
+                        .map(|h| {
+                            let point = Point {
+                                id: h.id,
+                                vector: h.vector.unwrap_or_default(),
+                                payload: h.payload,
+                            };
+                            (Arc::new(point), h.score)
+                        })
+                        .collect()
+                };
+                let mut list = Vec::with_capacity(points.len());
+                for (point, score) in points {
+                    if !filters.keeps(&point.payload) {
                         continue;
                     }
-                    let Some(id) = payload_track_id(&h.payload).and_then(|t| TrackId::new(t).ok())
-                    else {
+                    let Some(t) = Track::from_point(point) else {
                         continue;
                     };
-                    let vector = h.vector.unwrap_or_default();
                     list.push(Candidate {
-                        id: id.clone(),
-                        vector: vector.clone(),
-                        score: h.score,
+                        id: t.id.clone(),
+                        vector: t.vector().to_vec(),
+                        score,
                     });
-                    tracks.insert(
-                        id.clone(),
-                        Track {
-                            id,
-                            vector,
-                            payload: h.payload,
-                        },
-                    );
+                    tracks.insert(t.id.clone(), t);
                 }
                 lists.push(list);
             }
@@ -82,7 +104,7 @@ impl Ranking {
     fn items(&self, ranked: Vec<(Candidate, Track)>, history: &[Track]) -> Vec<RecommendedTrack> {
         let hist: Vec<(TrackId, Vec<f32>)> = history
             .iter()
-            .map(|t| (t.id.clone(), t.vector.clone()))
+            .map(|t| (t.id.clone(), t.vector().to_vec()))
             .collect();
         // Labelled on demand: only the history tracks nearest to an item are named.
         let by_id: HashMap<&TrackId, &Track> = history.iter().map(|t| (&t.id, t)).collect();
@@ -95,7 +117,7 @@ impl Ranking {
                 RecommendedTrack {
                     track_id: c.id.to_string(),
                     score: c.score,
-                    metadata: Some(track_metadata(&t.payload)),
+                    metadata: Some(track_metadata(t.payload())),
                     explanation: Some(pb::Explanation {
                         nearest_history_track_id: e
                             .nearest
@@ -237,12 +259,12 @@ impl Ranking {
                 let Some(t) = tracks.remove(id) else {
                     continue;
                 };
-                if !filters.matches(point_id(id.as_str()), &t.payload) {
+                if !filters.matches(point_id(id.as_str()), t.payload()) {
                     continue;
                 }
                 pool.push(Candidate {
                     id: id.clone(),
-                    vector: t.vector.clone(),
+                    vector: t.vector().to_vec(),
                     score: *score,
                 });
                 found.insert(id.clone(), t);
@@ -272,7 +294,7 @@ impl Ranking {
     ) -> Result<Vec<(Candidate, Track)>, Status> {
         let ids: Vec<TrackId> = state.play_counts.keys().cloned().collect();
         let mut found = self.tracks(&ids).await?;
-        found.retain(|id, t| filters.matches(point_id(id.as_str()), &t.payload));
+        found.retain(|id, t| filters.matches(point_id(id.as_str()), t.payload()));
         let max = state.play_counts.values().copied().max().unwrap_or(1);
         let pool: Vec<Candidate> = found
             .values()
@@ -280,10 +302,10 @@ impl Ranking {
                 let plays = state.play_counts.get(&t.id).copied().unwrap_or(0);
                 // The cosine term is below one play's difference: it only breaks ties.
                 let score = cadenza_core::personal_popularity(plays, max)
-                    + 1e-3 * cosine(profile, &t.vector);
+                    + 1e-3 * cosine(profile, t.vector());
                 Candidate {
                     id: t.id.clone(),
-                    vector: t.vector.clone(),
+                    vector: t.vector().to_vec(),
                     score,
                 }
             })
@@ -308,7 +330,7 @@ impl Ranking {
             .ok_or_else(|| Status::not_found(format!("unknown track id `{seed_id}`")))?;
         let filters = Filters::new(req.filter.as_ref(), &BTreeSet::from([seed_id]))?;
         let ranked = self
-            .candidates(std::slice::from_ref(&seed.vector), &filters, k, diversity)
+            .candidates(&[seed.vector().to_vec()], &filters, k, diversity)
             .await?;
         Ok(self.reply("similar", self.items(ranked, &[seed])))
     }
@@ -340,7 +362,7 @@ impl Ranking {
         if let Some(missing) = ids.iter().find(|t| !found.contains_key(*t)) {
             return Err(Status::not_found(format!("unknown track id `{missing}`")));
         }
-        let vectors: Vec<&[f32]> = ids.iter().map(|t| found[t].vector.as_slice()).collect();
+        let vectors: Vec<&[f32]> = ids.iter().map(|t| found[t].vector()).collect();
         let query = session_query(&vectors);
         let mut exclude: BTreeSet<TrackId> = ids.iter().cloned().collect();
         if !req.user_id.is_empty() {

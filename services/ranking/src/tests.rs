@@ -31,7 +31,10 @@ fn vector(cluster: usize, i: usize) -> Vec<f32> {
 }
 
 async fn catalogue() -> Arc<dyn VectorIndex> {
-    let index: Arc<dyn VectorIndex> = Arc::new(MemoryIndex::new());
+    catalogue_in(Arc::new(MemoryIndex::new())).await
+}
+
+async fn catalogue_in(index: Arc<dyn VectorIndex>) -> Arc<dyn VectorIndex> {
     index.ensure_collection(&tracks_spec(DIM)).await.unwrap();
     index.ensure_collection(&users_spec(DIM)).await.unwrap();
     let mut points = Vec::new();
@@ -1050,4 +1053,110 @@ async fn an_oversized_request_is_refused_with_the_limit_and_the_server_stays_up(
         .await
         .expect("the next request is served");
     assert!(!ok.into_inner().tracks.is_empty());
+}
+
+/// qdrant-edge hands out the points it keeps (`get_shared`) and `Recommend` searches it for
+/// ids alone; every reply must equal the one from the reference index, which returns payloads
+/// with the hits, also after a listener's state and a track's metadata are rewritten (the
+/// cache must forget what it served before).
+#[tokio::test]
+async fn replies_over_shared_points_equal_those_over_search_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge: Arc<dyn VectorIndex> =
+        Arc::new(cadenza_index::EdgeIndex::open(dir.path()).await.unwrap());
+    assert!(edge.shares_points());
+    let edge = catalogue_in(edge).await;
+    let memory = catalogue().await;
+    let plays = [("violin-0", 1.0), ("violin-1", 1.0), ("piano-2", 0.8)];
+    for index in [&edge, &memory] {
+        listener(index.as_ref(), "eve", &plays).await;
+    }
+    let mut apis = [
+        api(edge.clone(), None).await,
+        api(memory.clone(), None).await,
+    ];
+    let requests = || {
+        vec![
+            req("eve", 10),
+            RecommendRequest {
+                strategy: "multicentroid".into(),
+                diversity: 0.5,
+                ..req("eve", 8)
+            },
+            RecommendRequest {
+                filter: Some(pb::Filter {
+                    lead_instruments: vec!["piano".into(), "strings".into()],
+                    ..Default::default()
+                }),
+                ..req("eve", 12)
+            },
+        ]
+    };
+    async fn replies(api: &mut Api, requests: Vec<RecommendRequest>) -> Vec<RecommendReply> {
+        let mut out = Vec::new();
+        for r in requests {
+            out.push(api.rec.recommend(r).await.unwrap().into_inner());
+        }
+        let similar = SimilarRequest {
+            track_id: "strings-3".into(),
+            k: 9,
+            ..Default::default()
+        };
+        out.push(api.rec.similar_tracks(similar).await.unwrap().into_inner());
+        out
+    }
+    // Scores differ in the last float bits between the engines; ids, order, metadata and
+    // explanations must not.
+    fn shape(replies: Vec<RecommendReply>) -> Vec<Vec<(String, String, String)>> {
+        replies
+            .into_iter()
+            .map(|r| {
+                r.tracks
+                    .into_iter()
+                    .map(|t| {
+                        let m = t.metadata.unwrap_or_default();
+                        let e = t.explanation.unwrap_or_default();
+                        (
+                            t.track_id,
+                            format!("{} {}", m.title, m.ensemble),
+                            e.nearest_history_track_id,
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+    let [edge_api, memory_api] = &mut apis;
+    let first = shape(replies(edge_api, requests()).await);
+    assert_eq!(first, shape(replies(memory_api, requests()).await));
+    assert!(first.iter().all(|r| !r.is_empty()), "{first:?}");
+    // New plays and a renamed track, written after the edge index served both.
+    let mut renamed = None;
+    for index in [&edge, &memory] {
+        listener(
+            index.as_ref(),
+            "eve",
+            &[("strings-0", 1.0), ("strings-1", 1.0)],
+        )
+        .await;
+        let mut t = index
+            .get(TRACKS, &[point_id("strings-4")], true)
+            .await
+            .unwrap();
+        let mut p = t.pop().expect("strings-4 is in the catalogue");
+        p.payload
+            .insert("title".into(), serde_json::json!("Renamed"));
+        renamed = Some(p.payload.clone());
+        index.upsert(TRACKS, vec![p]).await.unwrap();
+    }
+    let second = shape(replies(edge_api, requests()).await);
+    assert_eq!(second, shape(replies(memory_api, requests()).await));
+    assert_ne!(first, second, "the edge index still served the old state");
+    // SimilarTracks for strings-3 lists every other strings track, strings-4 by its new name.
+    assert!(
+        second[3]
+            .iter()
+            .any(|(id, title, _)| id == "strings-4" && title.starts_with("Renamed")),
+        "{second:?} (payload {renamed:?})"
+    );
 }

@@ -26,13 +26,20 @@
 //! pool and are serialised by a per-collection writer lock, because the engine's `flush`
 //! panics if another thread holds its WAL lock; readers never wait for a writer (the engine
 //! guards its segments itself), so a write's fsync never stalls an async worker.
+//!
+//! **Point cache.** `get`, and the payloads and vectors of `search` hits, are served from a
+//! bounded cache of points by id per collection ([`cache`]), invalidated by this index's
+//! own writes; only the engine's graph search and misses read the shard.
 
+mod cache;
 mod convert;
 mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use cache::PointCache;
 
 use async_trait::async_trait;
 use qdrant_edge::{
@@ -50,6 +57,7 @@ use crate::vector::{added_fields, check_compatible, check_filter, check_spec, pr
 #[derive(Debug)]
 pub struct EdgeIndex {
     root: PathBuf,
+    options: EdgeOptions,
     collections: RwLock<HashMap<String, Arc<Collection>>>,
     /// Serialises creating and deleting collections (they touch the file system).
     admin: tokio::sync::Mutex<()>,
@@ -69,6 +77,21 @@ impl std::ops::Deref for Writing<'_> {
     }
 }
 
+/// Settings of an [`EdgeIndex`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeOptions {
+    /// Budget of each collection's point cache, in bytes (0: no cache).
+    pub point_cache_bytes: usize,
+}
+
+impl Default for EdgeOptions {
+    fn default() -> Self {
+        EdgeOptions {
+            point_cache_bytes: cache::DEFAULT_BYTES,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Collection {
     spec: RwLock<CollectionSpec>,
@@ -76,9 +99,20 @@ struct Collection {
     shard: RwLock<EdgeShard>,
     /// Serialises writers (update + flush, optimize).
     writer: Mutex<()>,
+    cache: PointCache,
 }
 
 impl Collection {
+    fn new(spec: CollectionSpec, dir: PathBuf, shard: EdgeShard, options: EdgeOptions) -> Self {
+        Collection {
+            spec: RwLock::new(spec),
+            dir,
+            shard: RwLock::new(shard),
+            writer: Mutex::new(()),
+            cache: PointCache::new(options.point_cache_bytes),
+        }
+    }
+
     fn spec(&self) -> CollectionSpec {
         self.spec.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -96,14 +130,59 @@ impl Collection {
         }
     }
 
-    /// Applies `op` and flushes, so the write survives a crash (see the module docs).
-    fn apply(&self, op: UpdateOperation, what: &str) -> Result<()> {
+    /// Applies `op`, which writes the points `touched`, and flushes, so the write survives a
+    /// crash (see the module docs). The cache forgets `touched` as soon as the engine shows
+    /// the write, whether or not it succeeded (it may have applied in part).
+    fn apply(&self, op: UpdateOperation, what: &str, touched: &[PointId]) -> Result<()> {
         let shard = self.write();
-        shard
-            .update(op)
-            .map_err(|e| IndexError::backend(format!("{what} in {:?}", self.spec().name), e))?;
+        let applied = shard.update(op);
+        if !touched.is_empty() {
+            self.cache.invalidate(touched.iter().copied());
+        }
+        applied.map_err(|e| IndexError::backend(format!("{what} in {:?}", self.spec().name), e))?;
         shard.flush();
         Ok(())
+    }
+
+    /// The points with these (distinct) ids that exist, in the order asked: from the cache
+    /// where it has them (shared), the rest read from the shard and offered to the cache.
+    /// Without `with_vector` a point may still carry its vector.
+    fn points(&self, ids: &[PointId], with_vector: bool) -> Result<Vec<Arc<Point>>> {
+        let lookup = self.cache.lookup(ids, with_vector);
+        let missing: Vec<qe::PointId> = ids
+            .iter()
+            .zip(&lookup.found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(id, _)| convert::point_id(*id))
+            .collect();
+        let mut read: HashMap<PointId, Arc<Point>> = HashMap::with_capacity(missing.len());
+        if !missing.is_empty() {
+            let records = self
+                .read()
+                .retrieve(
+                    &missing,
+                    Some(convert::with_payload(true)),
+                    Some(convert::with_vector(with_vector)),
+                )
+                .map_err(backend("retrieving points", &self.spec().name))?;
+            let points = records
+                .into_iter()
+                .map(|r| {
+                    Ok(Arc::new(Point {
+                        id: convert::our_id(r.id)?,
+                        vector: convert::dense(r.vector).unwrap_or_default(),
+                        payload: convert::payload(r.payload),
+                    }))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            self.cache.offer(lookup.generation, &points, with_vector);
+            read.extend(points.into_iter().map(|p| (p.id, p)));
+        }
+        Ok(ids
+            .iter()
+            .zip(lookup.found)
+            .filter_map(|(id, f)| f.or_else(|| read.remove(id)))
+            .collect())
     }
 }
 
@@ -126,6 +205,11 @@ impl EdgeIndex {
     /// Opens (creating it if needed) the index under `data_dir`, loading every collection
     /// found there. Blocking file I/O runs on the blocking pool.
     pub async fn open(data_dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(data_dir, EdgeOptions::default()).await
+    }
+
+    /// [`EdgeIndex::open`] with these settings.
+    pub async fn open_with(data_dir: impl AsRef<Path>, options: EdgeOptions) -> Result<Self> {
         let root = data_dir.as_ref().to_path_buf();
         let root2 = root.clone();
         let loaded = blocking(move || {
@@ -136,19 +220,14 @@ impl EdgeIndex {
                 })?;
                 tracing::debug!(collection = %spec.name, dir = %dir.display(), "loaded edge shard");
                 let name = spec.name.clone();
-                let collection = Collection {
-                    spec: RwLock::new(spec),
-                    dir,
-                    shard: RwLock::new(shard),
-                    writer: Mutex::new(()),
-                };
-                collections.insert(name, Arc::new(collection));
+                collections.insert(name, Arc::new(Collection::new(spec, dir, shard, options)));
             }
             Ok(collections)
         })
         .await?;
         Ok(Self {
             root,
+            options,
             collections: RwLock::new(loaded),
             admin: tokio::sync::Mutex::new(()),
         })
@@ -181,6 +260,7 @@ impl EdgeIndex {
                     c.apply(
                         create_index_op(key, *kind)?,
                         &format!("indexing field {key:?}"),
+                        &[],
                     )?;
                 }
             }
@@ -194,6 +274,7 @@ impl EdgeIndex {
 
     async fn create(&self, spec: CollectionSpec) -> Result<Arc<Collection>> {
         let dir = self.root.join(&spec.name);
+        let options = self.options;
         blocking(move || {
             // Not in the registry, so any directory here is an unfinished creation.
             store::remove_dir_if_exists(&dir)?;
@@ -212,16 +293,12 @@ impl EdgeIndex {
             let shard = EdgeShard::new(&shard_dir, config).map_err(|e| {
                 IndexError::backend(format!("creating collection {:?}", spec.name), e)
             })?;
-            let collection = Collection {
-                spec: RwLock::new(spec.clone()),
-                dir: dir.clone(),
-                shard: RwLock::new(shard),
-                writer: Mutex::new(()),
-            };
+            let collection = Collection::new(spec.clone(), dir.clone(), shard, options);
             for (key, kind) in &spec.indexed_fields {
                 collection.apply(
                     create_index_op(key, *kind)?,
                     &format!("indexing field {key:?}"),
+                    &[],
                 )?;
             }
             collection.write().flush();
@@ -290,6 +367,7 @@ impl VectorIndex for EdgeIndex {
         }
         blocking(move || {
             let spec = c.spec();
+            let touched: Vec<PointId> = points.iter().map(|p| p.id).collect();
             let points = points
                 .into_iter()
                 .map(|p| {
@@ -303,7 +381,7 @@ impl VectorIndex for EdgeIndex {
             let op = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
                 PointInsertOperations::PointsList(points),
             ));
-            c.apply(op, "upserting points")
+            c.apply(op, "upserting points", &touched)
         })
         .await
     }
@@ -313,10 +391,11 @@ impl VectorIndex for EdgeIndex {
         if ids.is_empty() {
             return Ok(());
         }
+        let touched = ids.to_vec();
         let ids = ids.iter().map(|id| convert::point_id(*id)).collect();
         blocking(move || {
             let op = UpdateOperation::PointOperation(PointOperations::DeletePoints { ids });
-            c.apply(op, "deleting points")
+            c.apply(op, "deleting points", &touched)
         })
         .await
     }
@@ -327,76 +406,108 @@ impl VectorIndex for EdgeIndex {
         ids: &[PointId],
         with_vector: bool,
     ) -> Result<Vec<Point>> {
+        let c = self.collection(collection)?;
         let mut seen = HashSet::new();
-        let ids: Vec<_> = ids
-            .iter()
-            .filter(|id| seen.insert(**id))
-            .map(|id| convert::point_id(*id))
-            .collect();
-        let name = collection.to_owned();
-        self.read(collection, move |shard, _| {
-            let records = shard
-                .retrieve(
-                    &ids,
-                    Some(convert::with_payload(true)),
-                    Some(convert::with_vector(with_vector)),
-                )
-                .map_err(backend("retrieving points", &name))?;
-            records
-                .into_iter()
-                .map(|r| {
-                    Ok(Point {
-                        id: convert::our_id(r.id)?,
-                        vector: convert::dense(r.vector).unwrap_or_default(),
-                        payload: convert::payload(r.payload),
-                    })
-                })
-                .collect()
-        })
-        .await
+        let ids: Vec<PointId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+        Ok(c.points(&ids, with_vector)?
+            .into_iter()
+            .map(|p| {
+                let mut p = Arc::unwrap_or_clone(p);
+                if !with_vector {
+                    p.vector = Vec::new();
+                }
+                p
+            })
+            .collect())
+    }
+
+    async fn get_shared(
+        &self,
+        collection: &str,
+        ids: &[PointId],
+        with_vector: bool,
+    ) -> Result<Vec<Arc<Point>>> {
+        let c = self.collection(collection)?;
+        let mut seen = HashSet::new();
+        let ids: Vec<PointId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+        c.points(&ids, with_vector)
+    }
+
+    fn shares_points(&self) -> bool {
+        true
     }
 
     async fn search(&self, collection: &str, request: &SearchRequest) -> Result<Vec<ScoredPoint>> {
-        let request = request.clone();
-        let name = collection.to_owned();
-        self.read(collection, move |shard, spec| {
-            let query = prepare(spec, None, &request.vector)?;
-            if request.limit == 0 {
-                return Ok(Vec::new());
-            }
-            let filter = match request.filter.as_ref().filter(|f| !f.is_empty()) {
-                Some(f) => {
-                    check_filter(f)?;
-                    if f.admits_nothing() {
-                        return Ok(Vec::new());
-                    }
-                    Some(convert::filter(f)?)
+        let c = self.collection(collection)?;
+        let query = prepare(
+            &c.spec.read().unwrap_or_else(|e| e.into_inner()),
+            None,
+            &request.vector,
+        )?;
+        if request.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let filter = match request.filter.as_ref().filter(|f| !f.is_empty()) {
+            Some(f) => {
+                check_filter(f)?;
+                if f.admits_nothing() {
+                    return Ok(Vec::new());
                 }
-                None => None,
-            };
-            let hits = shard
-                .query(convert::nearest(
-                    query,
-                    request.limit,
-                    filter,
-                    request.score_threshold,
-                    request.with_payload,
-                    request.with_vector,
-                    request.ef,
-                ))
-                .map_err(backend("searching", &name))?;
-            hits.into_iter()
-                .map(|h| {
-                    Ok(ScoredPoint {
-                        id: convert::our_id(h.id)?,
-                        score: h.score,
-                        payload: convert::payload(h.payload),
-                        vector: convert::dense(h.vector),
-                    })
+                Some(convert::filter(f)?)
+            }
+            None => None,
+        };
+        // The graph search alone; payloads and vectors come through the point cache.
+        let hits = c
+            .read()
+            .query(convert::nearest(
+                query,
+                request.limit,
+                filter,
+                request.score_threshold,
+                false,
+                false,
+                request.ef,
+            ))
+            .map_err(backend("searching", collection))?;
+        let hits = hits
+            .into_iter()
+            .map(|h| Ok((convert::our_id(h.id)?, h.score)))
+            .collect::<Result<Vec<_>>>()?;
+        if !request.with_payload && !request.with_vector {
+            return Ok(hits
+                .into_iter()
+                .map(|(id, score)| ScoredPoint {
+                    id,
+                    score,
+                    payload: Default::default(),
+                    vector: None,
                 })
-                .collect()
-        })
-        .await
+                .collect());
+        }
+        let ids: Vec<PointId> = hits.iter().map(|(id, _)| *id).collect();
+        let mut points: HashMap<PointId, Arc<Point>> = c
+            .points(&ids, request.with_vector)?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect();
+        // A hit deleted between the search and the read is left out, as if searched after.
+        Ok(hits
+            .into_iter()
+            .filter_map(|(id, score)| {
+                let p = points.remove(&id)?;
+                Some(ScoredPoint {
+                    id,
+                    score,
+                    payload: if request.with_payload {
+                        p.payload.clone()
+                    } else {
+                        Default::default()
+                    },
+                    vector: request.with_vector.then(|| p.vector.clone()),
+                })
+            })
+            .collect())
     }
 
     async fn scroll(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use cadenza_bus::{EventBus, LogBus};
 use cadenza_core::StateConfig;
 use cadenza_feature_extraction::Extractor;
-use cadenza_index::{EdgeIndex, VectorIndex};
+use cadenza_index::{EdgeIndex, EdgeOptions, VectorIndex};
 use cadenza_ingest::{IngestOptions, IngestService};
 use cadenza_model::{Embedder, EmbedderOptions, ModelOptions};
 use cadenza_ranking::{Ranking, RankingOptions};
@@ -52,6 +52,10 @@ pub struct UpArgs {
     /// (BENCHMARKS.md); at least the number of candidates asked for.
     #[arg(long, env = "CADENZA_SEARCH_EF", default_value_t = cadenza_ranking::DEFAULT_SEARCH_EF)]
     pub search_ef: usize,
+    /// Memory for recently read points (listener states, track metadata and vectors) per
+    /// index collection, in MiB; 0 turns the cache off.
+    #[arg(long, env = "CADENZA_INDEX_CACHE_MB", default_value_t = 64)]
+    pub index_cache_mb: usize,
     #[command(flatten)]
     pub decoder: cadenza_ingest::DecoderArgs,
 }
@@ -69,6 +73,7 @@ impl UpArgs {
             allow_path: Vec::new(),
             session_gap_s: 1800,
             search_ef: cadenza_ranking::DEFAULT_SEARCH_EF,
+            index_cache_mb: 64,
             decoder: cadenza_ingest::DecoderArgs::default(),
         }
     }
@@ -113,7 +118,11 @@ impl System {
             .await?;
         let index_dir = args.data_dir.join("index");
         std::fs::create_dir_all(&index_dir)?;
-        let index: Arc<dyn VectorIndex> = Arc::new(EdgeIndex::open(&index_dir).await?);
+        let options = EdgeOptions {
+            point_cache_bytes: args.index_cache_mb << 20,
+        };
+        let index: Arc<dyn VectorIndex> =
+            Arc::new(EdgeIndex::open_with(&index_dir, options).await?);
         index.ensure_collection(&tracks_spec(dim)).await?;
         index.ensure_collection(&users_spec(dim)).await?;
         let blobs = BlobStore::open(args.data_dir.join("blobs"))?;
