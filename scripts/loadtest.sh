@@ -77,8 +77,16 @@ measure() { # tracks rates label
   pids+=("$up")
   wait_port "127.0.0.1:$PORT" 120
   "$BIN/cadenza-load" users --server "http://127.0.0.1:$PORT" --users "$USERS" --tracks "$1"
+  # The server's CPU time over the measurement (user + system, from /proc), per request sent
+  # (each rate runs a 3 s warm-up, then $DURATION s): a figure that does not swing with the
+  # tail as latency does near saturation.
+  local ticks0; ticks0=$(awk '{print $14 + $15}' "/proc/$up/stat")
   "$BIN/cadenza-load" grpc --server "http://127.0.0.1:$PORT" --users "$USERS" \
     --rates "$2" --duration "$DURATION" --strategy "$STRATEGY" --label "$3" --json "$LOAD_OUT"
+  local ticks1; ticks1=$(awk '{print $14 + $15}' "/proc/$up/stat")
+  awk -v t=$((ticks1 - ticks0)) -v hz="$(getconf CLK_TCK)" -v rates="$2" -v d="$DURATION" \
+    'BEGIN { n = split(rates, r, ","); sent = 0; for (i = 1; i <= n; i++) sent += r[i] * (d + 3);
+             printf "server CPU: %.1f s for %d requests, %.0f µs per request\n", t / hz, sent, 1e6 * t / hz / sent }'
   kill -TERM "$up"
   wait "$up"
   pids=()
