@@ -91,7 +91,7 @@ pub struct IndexArgs {
     /// Memory for recently read points (listener states, track metadata and vectors) per
     /// collection of the in-process index, in MiB; 0 turns the cache off. Ignored with a
     /// Qdrant server.
-    #[arg(long, env = "CADENZA_INDEX_CACHE_MB", default_value_t = 64)]
+    #[arg(long, env = "CADENZA_INDEX_CACHE_MB", default_value_t = cadenza_index::EdgeOptions::DEFAULT_CACHE_MB)]
     pub index_cache_mb: usize,
 }
 
@@ -117,9 +117,7 @@ impl IndexArgs {
                 let dir = data_dir.join("index");
                 std::fs::create_dir_all(&dir)?;
                 tracing::info!(dir = %dir.display(), "vector index: qdrant-edge in process");
-                let options = cadenza_index::EdgeOptions {
-                    point_cache_bytes: self.index_cache_mb << 20,
-                };
+                let options = cadenza_index::EdgeOptions::cache_mb(self.index_cache_mb);
                 Ok(Arc::new(
                     cadenza_index::EdgeIndex::open_with(&dir, options).await?,
                 ))

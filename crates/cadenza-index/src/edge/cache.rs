@@ -24,9 +24,6 @@ use serde_json::Value;
 
 use crate::types::{Payload, Point, PointId};
 
-/// Default budget per collection.
-pub const DEFAULT_BYTES: usize = 64 << 20;
-
 #[derive(Debug)]
 pub(super) struct PointCache {
     budget: usize,

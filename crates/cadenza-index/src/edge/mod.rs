@@ -39,14 +39,13 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
-use cache::PointCache;
-
 use async_trait::async_trait;
 use qdrant_edge::{
     self as qe, CountRequest, CreateIndex, EdgeShard, FieldIndexOperations, PointInsertOperations,
     PointOperations, ScrollRequest, UpdateOperation,
 };
 
+use self::cache::PointCache;
 use crate::VectorIndex;
 use crate::error::{IndexError, Result};
 use crate::types::{CollectionSpec, Point, PointId, ScoredPoint, SearchRequest};
@@ -84,11 +83,21 @@ pub struct EdgeOptions {
     pub point_cache_bytes: usize,
 }
 
+impl EdgeOptions {
+    /// Default budget of each collection's point cache, in MiB (the `--index-cache-mb` flags).
+    pub const DEFAULT_CACHE_MB: usize = 64;
+
+    /// A point cache of `mb` MiB per collection (0: none).
+    pub fn cache_mb(mb: usize) -> Self {
+        EdgeOptions {
+            point_cache_bytes: mb << 20,
+        }
+    }
+}
+
 impl Default for EdgeOptions {
     fn default() -> Self {
-        EdgeOptions {
-            point_cache_bytes: cache::DEFAULT_BYTES,
-        }
+        EdgeOptions::cache_mb(EdgeOptions::DEFAULT_CACHE_MB)
     }
 }
 
@@ -406,10 +415,9 @@ impl VectorIndex for EdgeIndex {
         ids: &[PointId],
         with_vector: bool,
     ) -> Result<Vec<Point>> {
-        let c = self.collection(collection)?;
-        let mut seen = HashSet::new();
-        let ids: Vec<PointId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
-        Ok(c.points(&ids, with_vector)?
+        Ok(self
+            .get_shared(collection, ids, with_vector)
+            .await?
             .into_iter()
             .map(|p| {
                 let mut p = Arc::unwrap_or_clone(p);

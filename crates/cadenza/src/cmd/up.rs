@@ -54,7 +54,7 @@ pub struct UpArgs {
     pub search_ef: usize,
     /// Memory for recently read points (listener states, track metadata and vectors) per
     /// index collection, in MiB; 0 turns the cache off.
-    #[arg(long, env = "CADENZA_INDEX_CACHE_MB", default_value_t = 64)]
+    #[arg(long, env = "CADENZA_INDEX_CACHE_MB", default_value_t = EdgeOptions::DEFAULT_CACHE_MB)]
     pub index_cache_mb: usize,
     #[command(flatten)]
     pub decoder: cadenza_ingest::DecoderArgs,
@@ -73,7 +73,7 @@ impl UpArgs {
             allow_path: Vec::new(),
             session_gap_s: 1800,
             search_ef: cadenza_ranking::DEFAULT_SEARCH_EF,
-            index_cache_mb: 64,
+            index_cache_mb: EdgeOptions::DEFAULT_CACHE_MB,
             decoder: cadenza_ingest::DecoderArgs::default(),
         }
     }
@@ -118,9 +118,7 @@ impl System {
             .await?;
         let index_dir = args.data_dir.join("index");
         std::fs::create_dir_all(&index_dir)?;
-        let options = EdgeOptions {
-            point_cache_bytes: args.index_cache_mb << 20,
-        };
+        let options = EdgeOptions::cache_mb(args.index_cache_mb);
         let index: Arc<dyn VectorIndex> =
             Arc::new(EdgeIndex::open_with(&index_dir, options).await?);
         index.ensure_collection(&tracks_spec(dim)).await?;
