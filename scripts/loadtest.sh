@@ -28,6 +28,9 @@ SCALE_RATE=${SCALE_RATE:-1000}
 STRATEGY=${STRATEGY:-knn}
 # Extra flags for `cadenza up` in grpc/scale (e.g. UP_ARGS="--search-ef 32").
 UP_ARGS=${UP_ARGS:-}
+# Vector compression the catalogues are built with (none or int8); an int8 catalogue lives
+# beside the plain one, in catalogue-<tracks>-int8.
+QUANTIZATION=${QUANTIZATION:-none}
 LOAD_OUT=${LOAD_OUT:-$CADENZA_CACHE/loadtest/results.jsonl}
 PORT=${LOAD_PORT:-50561}
 mkdir -p "$CADENZA_CACHE/loadtest"
@@ -59,10 +62,12 @@ wait_port() { # host:port, seconds
 
 catalogue() { # tracks → data dir with the catalogue in it
   local dir="$CADENZA_CACHE/loadtest/catalogue-$1"
+  [[ "$QUANTIZATION" == none ]] || dir="$dir-$QUANTIZATION"
   if [[ ! -f "$dir/.complete" ]]; then
     rm -rf "$dir"
     echo "building a synthetic catalogue of $1 tracks in $dir (once)" >&2
-    "$BIN/cadenza-load" catalogue --tracks "$1" --data-dir "$dir" >&2
+    "$BIN/cadenza-load" catalogue --tracks "$1" --data-dir "$dir" \
+      --quantization "$QUANTIZATION" >&2
     touch "$dir/.complete"
   fi
   echo "$dir"

@@ -63,6 +63,10 @@ pub struct CatalogueArgs {
     /// Skip building the HNSW graph after loading (searches then scan every point).
     #[arg(long)]
     pub no_optimize: bool,
+    /// Vector compression of the catalogue's collections (`cadenza up --index-quantization`;
+    /// a collection keeps the one it was created with).
+    #[arg(long, default_value_t = cadenza_index::Quantization::default())]
+    pub quantization: cadenza_index::Quantization,
 }
 
 const ENSEMBLES: [&str; 5] = [
@@ -161,7 +165,8 @@ async fn build(args: CatalogueArgs) -> anyhow::Result<()> {
             let bus = LogBus::open(dir.join("bus"))
                 .await
                 .with_context(|| format!("opening the event log in {}", dir.display()))?;
-            let index = EdgeIndex::open(dir.join("index")).await?;
+            let options = cadenza_index::EdgeOptions::default().quantization(args.quantization);
+            let index = EdgeIndex::open_with(dir.join("index"), options).await?;
             index.ensure_collection(&tracks_spec(args.dim)).await?;
             index.ensure_collection(&users_spec(args.dim)).await?;
             (Arc::new(bus), Some(Arc::new(index)))
@@ -218,7 +223,8 @@ async fn build(args: CatalogueArgs) -> anyhow::Result<()> {
             index.optimize().await?;
             spinner.finish_and_clear();
             println!(
-                "index optimised (HNSW) in {:.1} s",
+                "index optimised (HNSW, quantization {}) in {:.1} s",
+                args.quantization,
                 t.elapsed().as_secs_f64()
             );
         }
@@ -257,6 +263,7 @@ mod tests {
             kafka: None,
             partitions: 1,
             no_optimize: false,
+            quantization: Default::default(),
         };
         build(args).await.unwrap();
         let index = EdgeIndex::open(dir.path().join("index")).await.unwrap();

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use edge::{EdgeIndex, EdgeOptions};
+pub use edge::{EdgeIndex, EdgeOptions, Quantization};
 pub use error::{IndexError, Result};
 pub use memory::MemoryIndex;
 pub use qdrant::{QdrantConfig, QdrantIndex};

@@ -22,6 +22,25 @@ pub fn distance(d: Distance) -> qe::Distance {
     }
 }
 
+/// Candidates the beam keeps per result asked for when vectors are quantized: the best
+/// `limit × OVERSAMPLING` by quantized score are re-scored with the original vectors and the
+/// best `limit` of those returned.
+pub const OVERSAMPLING: f64 = 2.0;
+
+pub fn quantization(q: crate::edge::Quantization) -> Option<qe::QuantizationConfig> {
+    match q {
+        crate::edge::Quantization::None => None,
+        crate::edge::Quantization::Int8 => Some(
+            qe::ScalarQuantizationConfig {
+                r#type: qe::ScalarType::Int8,
+                quantile: Some(0.99),
+                always_ram: Some(true),
+            }
+            .into(),
+        ),
+    }
+}
+
 pub fn field_schema(kind: FieldKind) -> PayloadFieldSchema {
     PayloadFieldSchema::FieldType(match kind {
         FieldKind::Keyword => PayloadSchemaType::Keyword,
@@ -147,8 +166,15 @@ pub fn nearest(
         score_threshold: score_threshold.map(OrderedFloat),
         limit,
         offset: 0,
-        params: ef.map(|ef| qe::SearchParams {
-            hnsw_ef: Some(ef.max(limit)),
+        // Quantized vectors (where a collection has them) steer the beam; the hits are always
+        // re-scored with the originals, so a score is the exact similarity.
+        params: Some(qe::SearchParams {
+            hnsw_ef: ef.map(|ef| ef.max(limit)),
+            quantization: Some(qe::QuantizationSearchParams {
+                ignore: false,
+                rescore: Some(true),
+                oversampling: Some(OVERSAMPLING),
+            }),
             ..Default::default()
         }),
         with_vector: with_vector(with_vector_),

@@ -2,10 +2,12 @@
 
 use std::process::Command;
 
-use cadenza_index::contract::{catalogue, spec};
+use cadenza_index::contract::{brute_force, catalogue, random_vector, spec};
 use cadenza_index::{
-    CollectionSpec, Condition, Distance, EdgeIndex, Filter, IndexError, SearchRequest, VectorIndex,
+    CollectionSpec, Condition, Distance, EdgeIndex, EdgeOptions, Filter, IndexError, Quantization,
+    SearchRequest, VectorIndex,
 };
+use rand::SeedableRng as _;
 
 const CRASH_DIR_VAR: &str = "CADENZA_INDEX_CRASH_DIR";
 
@@ -139,4 +141,102 @@ async fn crash_child() {
     let deleted: Vec<_> = points.iter().take(10).map(|p| p.id).collect();
     index.delete("crash", &deleted).await.unwrap();
     std::process::abort();
+}
+
+/// Whether any file under `dir` is named `name`.
+fn has_file(dir: &std::path::Path, name: &str) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                has_file(&path, name)
+            } else {
+                e.file_name() == name
+            }
+        })
+}
+
+/// An int8-quantized collection, once optimized, has quantized vectors on disk (a plain one
+/// has none), answers nearly what brute force does, and every score it returns is the exact
+/// similarity (hits are re-scored with the original vectors), with and without a filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn int8_quantization_keeps_results_and_exact_scores() {
+    let dim = 32;
+    let points = catalogue(3_000, dim, 5);
+    let tracks = spec("tracks", dim, Distance::Cosine);
+    // A small indexing threshold (3,000 × 128 B is 375 KiB) so that optimize builds the graph.
+    let options = |quantization| EdgeOptions {
+        indexing_threshold_kb: Some(64),
+        ..EdgeOptions::default().quantization(quantization)
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let queries: Vec<SearchRequest> = (0..60)
+        .map(|i| {
+            let request = SearchRequest::new(random_vector(&mut rng, dim), 10).ef(Some(64));
+            if i % 2 == 0 {
+                request
+            } else {
+                request.filter(Filter::must(Condition::keyword("genre", "baroque")))
+            }
+        })
+        .collect();
+    for quantization in [Quantization::None, Quantization::Int8] {
+        let dir = tempfile::tempdir().unwrap();
+        let index = EdgeIndex::open_with(dir.path(), options(quantization))
+            .await
+            .unwrap();
+        index.ensure_collection(&tracks).await.unwrap();
+        for chunk in points.chunks(500) {
+            index.upsert("tracks", chunk.to_vec()).await.unwrap();
+        }
+        index.optimize().await.unwrap();
+        assert_eq!(
+            has_file(dir.path(), "quantized.config.json"),
+            quantization == Quantization::Int8,
+            "quantized vectors on disk with {quantization}"
+        );
+        let (mut found, mut asked) = (0, 0);
+        for request in &queries {
+            let exact = brute_force(&points, &tracks, request);
+            let hits = index.search("tracks", request).await.unwrap();
+            assert_eq!(hits.len(), request.limit);
+            for hit in &hits {
+                let p = points.iter().find(|p| p.id == hit.id).unwrap();
+                assert!(
+                    request
+                        .filter
+                        .as_ref()
+                        .is_none_or(|f| f.matches(p.id, &p.payload)),
+                    "hit {} does not pass the filter",
+                    hit.id
+                );
+                let truth = brute_force(
+                    std::slice::from_ref(p),
+                    &tracks,
+                    &SearchRequest::new(request.vector.clone(), 1),
+                )[0]
+                .1;
+                assert!(
+                    (hit.score - truth).abs() < 1e-4,
+                    "{quantization}: score {} of {} is not its cosine {truth}",
+                    hit.score,
+                    hit.id
+                );
+            }
+            asked += exact.len();
+            found += exact
+                .iter()
+                .filter(|(id, _)| hits.iter().any(|h| h.id == *id))
+                .count();
+        }
+        let recall = found as f64 / asked as f64;
+        eprintln!(
+            "{quantization}: recall@10 {recall:.3} over {} queries",
+            queries.len()
+        );
+        assert!(recall >= 0.9, "{quantization}: recall@10 {recall:.3}");
+    }
 }

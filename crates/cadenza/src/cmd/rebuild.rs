@@ -138,7 +138,8 @@ pub fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
         let group = format!("cadenza-rebuild-{}", super::client::now_ms());
 
         std::fs::create_dir_all(&out)?;
-        let index: Arc<dyn VectorIndex> = Arc::new(EdgeIndex::open(&out).await?);
+        let index: Arc<dyn VectorIndex> =
+            Arc::new(EdgeIndex::open_with(&out, args.index.edge.options()).await?);
 
         // Tracks, in batches.
         let mut tracks = Counts::default();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use cadenza_bus::{EventBus, LogBus};
 use cadenza_core::StateConfig;
 use cadenza_feature_extraction::Extractor;
-use cadenza_index::{EdgeIndex, EdgeOptions, VectorIndex};
+use cadenza_index::{EdgeIndex, VectorIndex};
 use cadenza_ingest::{IngestOptions, IngestService};
 use cadenza_model::{Embedder, EmbedderOptions, ModelOptions};
 use cadenza_ranking::{Ranking, RankingOptions};
@@ -52,10 +52,8 @@ pub struct UpArgs {
     /// (BENCHMARKS.md); at least the number of candidates asked for.
     #[arg(long, env = "CADENZA_SEARCH_EF", default_value_t = cadenza_ranking::DEFAULT_SEARCH_EF)]
     pub search_ef: usize,
-    /// Memory for recently read points (listener states, track metadata and vectors) per
-    /// index collection, in MiB; 0 turns the cache off.
-    #[arg(long, env = "CADENZA_INDEX_CACHE_MB", default_value_t = EdgeOptions::DEFAULT_CACHE_MB)]
-    pub index_cache_mb: usize,
+    #[command(flatten)]
+    pub edge: cadenza_svc::wiring::EdgeArgs,
     #[command(flatten)]
     pub decoder: cadenza_ingest::DecoderArgs,
 }
@@ -73,7 +71,7 @@ impl UpArgs {
             allow_path: Vec::new(),
             session_gap_s: 1800,
             search_ef: cadenza_ranking::DEFAULT_SEARCH_EF,
-            index_cache_mb: EdgeOptions::DEFAULT_CACHE_MB,
+            edge: Default::default(),
             decoder: cadenza_ingest::DecoderArgs::default(),
         }
     }
@@ -118,7 +116,7 @@ impl System {
             .await?;
         let index_dir = args.data_dir.join("index");
         std::fs::create_dir_all(&index_dir)?;
-        let options = EdgeOptions::cache_mb(args.index_cache_mb);
+        let options = args.edge.options();
         let index: Arc<dyn VectorIndex> =
             Arc::new(EdgeIndex::open_with(&index_dir, options).await?);
         index.ensure_collection(&tracks_spec(dim)).await?;
