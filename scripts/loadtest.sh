@@ -30,7 +30,7 @@ STRATEGY=${STRATEGY:-knn}
 UP_ARGS=${UP_ARGS:-}
 # Vector compression the catalogues are built with (none or int8); an int8 catalogue lives
 # beside the plain one, in catalogue-<tracks>-int8.
-QUANTIZATION=${QUANTIZATION:-none}
+QUANTIZATION=${QUANTIZATION:-int8}
 LOAD_OUT=${LOAD_OUT:-$CADENZA_CACHE/loadtest/results.jsonl}
 PORT=${LOAD_PORT:-50561}
 mkdir -p "$CADENZA_CACHE/loadtest"

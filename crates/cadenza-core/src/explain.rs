@@ -29,27 +29,99 @@ pub struct Explanation {
 /// At most this many shared tags are named: more reads as noise.
 const MAX_SHARED_TAGS: usize = 3;
 
+/// A listening history prepared for explaining many candidates: each vector is scaled to
+/// unit length once, so finding a candidate's nearest track costs one dot product per
+/// history track instead of a full cosine (three sums) per pair.
+#[derive(Debug, Clone)]
+pub struct History<'a> {
+    /// (id, vector as given, unit vector; empty when the vector is empty or all zeros).
+    tracks: Vec<(&'a TrackId, &'a [f32], Vec<f32>)>,
+}
+
+impl<'a> History<'a> {
+    /// The history, in the order ties should be decided (earlier entries win).
+    pub fn new(tracks: impl IntoIterator<Item = (&'a TrackId, &'a [f32])>) -> Self {
+        History {
+            tracks: tracks.into_iter().map(|(id, v)| (id, v, unit(v))).collect(),
+        }
+    }
+
+    /// The history track most similar to `candidate` and its cosine similarity (computed in
+    /// full for that track), or `None` when no history track has a vector. The similarity is
+    /// 0 for vectors of another dimension or all zeros, as with [`cosine`].
+    pub fn nearest(&self, candidate: &[f32]) -> Option<(&'a TrackId, f32)> {
+        let c = unit(candidate);
+        let mut best: Option<(usize, f32)> = None;
+        for (i, (_, v, u)) in self.tracks.iter().enumerate() {
+            if v.is_empty() {
+                continue;
+            }
+            let s = if u.len() == c.len() && !c.is_empty() {
+                dot(&c, u)
+            } else {
+                0.0
+            };
+            if best.is_none_or(|(_, b)| s > b) {
+                best = Some((i, s));
+            }
+        }
+        let (i, _) = best?;
+        let (id, v, _) = &self.tracks[i];
+        Some((id, cosine(candidate, v)))
+    }
+}
+
+/// `v` scaled to unit length (norm accumulated in f64); empty for an empty or zero vector.
+fn unit(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    if norm == 0.0 || !norm.is_finite() {
+        return Vec::new();
+    }
+    v.iter().map(|x| (f64::from(*x) / norm) as f32).collect()
+}
+
+/// Dot product of two equal-length vectors, in eight independent f32 lanes (vectorised).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (xs, ys) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += xs[l] * ys[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Explains a candidate by its nearest history track. `history` pairs track ids with their
 /// vectors; on equal similarity the earlier entry wins, so pass the most recent first if
 /// recency should decide. `candidate_tags` are the candidate's predicted tags (best first);
 /// `label` names a history track and gives its tags (`None` = unknown: the id is shown).
+/// To explain many candidates against one history, prepare it once with [`History`] and
+/// call [`explain_with`].
 pub fn explain(
     candidate_vec: &[f32],
     history: &[(TrackId, Vec<f32>)],
     candidate_tags: &[String],
     label: impl Fn(&TrackId) -> Option<TrackLabel>,
 ) -> Explanation {
-    let mut nearest: Option<(&TrackId, f32)> = None;
-    for (id, v) in history {
-        if v.is_empty() {
-            continue;
-        }
-        let s = cosine(candidate_vec, v);
-        if nearest.is_none_or(|(_, b)| s > b) {
-            nearest = Some((id, s));
-        }
-    }
-    let Some((id, similarity)) = nearest else {
+    let history = History::new(history.iter().map(|(id, v)| (id, v.as_slice())));
+    explain_with(candidate_vec, &history, candidate_tags, label)
+}
+
+/// [`explain`] against a prepared history.
+pub fn explain_with(
+    candidate_vec: &[f32],
+    history: &History<'_>,
+    candidate_tags: &[String],
+    label: impl Fn(&TrackId) -> Option<TrackLabel>,
+) -> Explanation {
+    let Some((id, similarity)) = history.nearest(candidate_vec) else {
         return Explanation {
             nearest: None,
             similarity: 0.0,
@@ -146,5 +218,49 @@ mod tests {
             explain(&[1.0, 0.0], &history, &[], |_| None).nearest,
             Some(tid("recent"))
         );
+    }
+
+    /// The prepared history names the same nearest track as a full cosine against every
+    /// history track, and reports that cosine, over many random histories.
+    #[test]
+    fn prepared_nearest_agrees_with_full_cosines() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        for round in 0..200 {
+            let dim = 1 + round % 37;
+            let ids: Vec<TrackId> = (0..12).map(|i| tid(&format!("h{i}"))).collect();
+            let vectors: Vec<Vec<f32>> = (0..12)
+                .map(|i| match (round + i) % 11 {
+                    0 => Vec::new(),
+                    1 => vec![0.0; dim],
+                    _ => (0..dim).map(|_| next()).collect(),
+                })
+                .collect();
+            let candidate: Vec<f32> = (0..dim).map(|_| next()).collect();
+            let history = History::new(ids.iter().zip(&vectors).map(|(i, v)| (i, v.as_slice())));
+            let got = history.nearest(&candidate).unwrap();
+            let mut want: Option<(&TrackId, f32)> = None;
+            for (id, v) in ids.iter().zip(&vectors) {
+                if v.is_empty() {
+                    continue;
+                }
+                let s = cosine(&candidate, v);
+                if want.is_none_or(|(_, b)| s > b) {
+                    want = Some((id, s));
+                }
+            }
+            let want = want.unwrap();
+            // Ties within float error may pick either; the similarity must then match.
+            assert!(
+                got.0 == want.0 || (got.1 - want.1).abs() < 1e-5,
+                "round {round}: {got:?} vs {want:?}"
+            );
+            assert!((got.1 - want.1).abs() < 1e-5, "round {round}");
+        }
     }
 }

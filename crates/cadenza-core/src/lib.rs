@@ -17,7 +17,7 @@ mod session;
 mod state;
 
 pub use error::{Error, IdKind, Result};
-pub use explain::{Explanation, TrackLabel, explain};
+pub use explain::{Explanation, History, TrackLabel, explain, explain_with};
 pub use ids::{TrackId, UserId, validate_id};
 pub use listen::{Listen, MAX_CLOCK_SKEW_MS, TrackMeta};
 pub use profile::{Centroid, Centroids, MeanProfile};

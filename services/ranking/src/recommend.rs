@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use cadenza_core::{Candidate, TrackId, UserState, cosine, explain, mmr};
+use cadenza_core::{Candidate, History, TrackId, UserState, cosine, explain_with, mmr};
 use cadenza_index::{Point, PointId, SearchRequest};
 use cadenza_proto::v1::{
     self as pb, ContinueRequest, RecommendReply, RecommendRequest, RecommendedTrack, SimilarRequest,
@@ -102,16 +102,14 @@ impl Ranking {
 
     /// Reply items, each explained by its nearest track of `history` (most recent first).
     fn items(&self, ranked: Vec<(Candidate, Track)>, history: &[Track]) -> Vec<RecommendedTrack> {
-        let hist: Vec<(TrackId, Vec<f32>)> = history
-            .iter()
-            .map(|t| (t.id.clone(), t.vector().to_vec()))
-            .collect();
+        // Prepared once: each history vector at unit length, for every item's nearest track.
+        let hist = History::new(history.iter().map(|t| (&t.id, t.vector())));
         // Labelled on demand: only the history tracks nearest to an item are named.
         let by_id: HashMap<&TrackId, &Track> = history.iter().map(|t| (&t.id, t)).collect();
         ranked
             .into_iter()
             .map(|(c, t)| {
-                let e = explain(&c.vector, &hist, &t.tags(), |id| {
+                let e = explain_with(&c.vector, &hist, &t.tags(), |id| {
                     by_id.get(id).map(|t| t.label())
                 });
                 RecommendedTrack {

@@ -25,7 +25,7 @@ pub fn distance(d: Distance) -> qe::Distance {
 /// Candidates the beam keeps per result asked for when vectors are quantized: the best
 /// `limit × OVERSAMPLING` by quantized score are re-scored with the original vectors and the
 /// best `limit` of those returned.
-pub const OVERSAMPLING: f64 = 2.0;
+pub const OVERSAMPLING: f64 = 4.0;
 
 pub fn quantization(q: crate::edge::Quantization) -> Option<qe::QuantizationConfig> {
     match q {

@@ -97,10 +97,11 @@ pub struct EdgeOptions {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Quantization {
     /// Full-precision vectors only.
-    #[default]
     None,
     /// Scalar int8 quantization (a quarter of the memory of f32; the 1 % extreme values per
-    /// dimension are clipped), kept in RAM.
+    /// dimension are clipped), kept in RAM beside the originals. The default: on 100k tracks
+    /// it cut the search's time by a quarter for a recall@10 of 0.999 (BENCHMARKS.md).
+    #[default]
     Int8,
 }
 
