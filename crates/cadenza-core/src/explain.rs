@@ -255,12 +255,12 @@ mod tests {
                 }
             }
             let want = want.unwrap();
-            // Ties within float error may pick either; the similarity must then match.
+            // The same track, or one whose cosine ties with it within float error (either may
+            // be picked then): the similarity reported is the nearest's either way.
             assert!(
-                got.0 == want.0 || (got.1 - want.1).abs() < 1e-5,
+                (got.1 - want.1).abs() < 1e-5,
                 "round {round}: {got:?} vs {want:?}"
             );
-            assert!((got.1 - want.1).abs() < 1e-5, "round {round}");
         }
     }
 }

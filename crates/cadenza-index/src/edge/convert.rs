@@ -147,14 +147,13 @@ pub fn with_vector(yes: bool) -> WithVector {
     WithVector::Bool(yes)
 }
 
-/// A plain nearest-neighbour query over the default vector.
+/// A plain nearest-neighbour query over the default vector, for ids and scores only (the
+/// index fills payloads and vectors from its point cache).
 pub fn nearest(
     vector: Vec<f32>,
     limit: usize,
     filter: Option<qe::Filter>,
     score_threshold: Option<f32>,
-    with_payload_: bool,
-    with_vector_: bool,
     ef: Option<usize>,
 ) -> qe::QueryRequest {
     qe::QueryRequest {
@@ -177,7 +176,7 @@ pub fn nearest(
             }),
             ..Default::default()
         }),
-        with_vector: with_vector(with_vector_),
-        with_payload: with_payload(with_payload_),
+        with_vector: with_vector(false),
+        with_payload: with_payload(false),
     }
 }

@@ -548,8 +548,6 @@ impl VectorIndex for EdgeIndex {
                 request.limit,
                 filter,
                 request.score_threshold,
-                false,
-                false,
                 request.ef,
             ))
             .map_err(backend("searching", collection))?;
